@@ -1,0 +1,135 @@
+"""`Network`: the topology of a resistor network, as an immutable pytree."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+import scipy.sparse
+import scipy.sparse.csgraph
+from jaxtyping import Array, ArrayLike, Float, Int
+
+
+class Network(eqx.Module):
+    """Topology of a resistor network: which nodes each edge joins.
+
+    Edge ``e`` runs ``senders[e] -> receivers[e]``; its voltage drop is
+    ``V[senders[e]] - V[receivers[e]]``. Conductances are not part of the network: they are
+    what learning changes, so they are passed separately to every function.
+
+    A `Network` is an `equinox.Module`, hence a pytree: it can be passed through `jit`, and
+    networks with the same numbers of nodes and edges can be stacked and `vmap`-ed over.
+    Build one with `Network.from_edges`, which checks the graph; the constructor itself does
+    not check anything.
+
+    **Fields:**
+
+    - `senders`: int array `(E,)`, first node of each edge.
+    - `receivers`: int array `(E,)`, second node of each edge.
+    - `n_nodes`: number of nodes (static).
+    - `positions`: optional float array `(N, 2)` of node coordinates, for plotting only.
+    """
+
+    senders: Int[Array, " edges"]
+    receivers: Int[Array, " edges"]
+    n_nodes: int = eqx.field(static=True)
+    positions: Float[Array, "nodes 2"] | None = None
+
+    @property
+    def n_edges(self) -> int:
+        """Number of edges `E`."""
+        return self.senders.shape[-1]
+
+    @property
+    def edges(self) -> Int[Array, "edges 2"]:
+        """Edges as an `(E, 2)` array of `(sender, receiver)` pairs."""
+        return jnp.stack([self.senders, self.receivers], axis=-1)
+
+    @classmethod
+    def from_edges(
+        cls,
+        edges: Int[ArrayLike, "edges 2"],
+        n_nodes: int | None = None,
+        positions: Float[ArrayLike, "nodes 2"] | None = None,
+    ) -> "Network":
+        """Build a network from a list of edges, refusing graphs that are not simple and connected.
+
+        **Arguments:**
+
+        - `edges`: int array-like `(E, 2)`; row `e` is `(sender, receiver)` of edge `e`.
+        - `n_nodes`: number of nodes; default `max(edges) + 1`.
+        - `positions`: optional `(n_nodes, 2)` node coordinates (for plotting).
+
+        **Returns:** a `Network`.
+
+        **Raises:** `ValueError` naming the offending edge or node for: a wrong shape or dtype,
+        a negative or out-of-range node id, a self-loop, a duplicate edge (in either
+        orientation), or a disconnected graph (including a node that no edge touches).
+
+        ```python
+        net = jn.Network.from_edges([[0, 1], [1, 2], [2, 0]])
+        ```
+        """
+        e = np.asarray(edges)
+        if e.ndim != 2 or e.shape[1] != 2:
+            raise ValueError(f"edges must have shape (E, 2); got shape {e.shape}.")
+        if e.shape[0] == 0:
+            raise ValueError("edges is empty: a network needs at least one edge.")
+        if not np.issubdtype(e.dtype, np.integer):
+            if not np.all(np.equal(np.mod(e, 1), 0)):
+                raise ValueError(f"edges must hold integer node ids; got dtype {e.dtype}.")
+            e = e.astype(np.int64)
+        if np.any(e < 0):
+            i = int(np.argwhere(e < 0)[0, 0])
+            raise ValueError(f"edge {i} = {tuple(e[i].tolist())} has a negative node id.")
+        n = int(e.max()) + 1 if n_nodes is None else int(n_nodes)
+        if np.any(e >= n):
+            i = int(np.argwhere(e >= n)[0, 0])
+            raise ValueError(
+                f"edge {i} = {tuple(e[i].tolist())} names a node out of range for n_nodes={n}."
+            )
+        loops = np.flatnonzero(e[:, 0] == e[:, 1])
+        if loops.size:
+            i = int(loops[0])
+            raise ValueError(f"edge {i} = {tuple(e[i].tolist())} is a self-loop.")
+        key = np.sort(e, axis=1)
+        _, first, counts = np.unique(key, axis=0, return_index=True, return_counts=True)
+        if np.any(counts > 1):
+            dup_key = key[first[np.argmax(counts > 1)]]
+            where = np.flatnonzero(np.all(key == dup_key, axis=1))
+            raise ValueError(
+                f"edges {where.tolist()} all join nodes {tuple(dup_key.tolist())}: duplicate edge "
+                "(either orientation). Merge parallel resistors into one edge (conductances add)."
+            )
+        labels = connected_components(e, n)
+        if labels.max() > 0:
+            lonely = int(np.flatnonzero(labels != labels[0])[0])
+            raise ValueError(
+                f"the graph is disconnected: node {lonely} has no path to node 0 "
+                f"({labels.max() + 1} components)."
+            )
+        pos = None
+        if positions is not None:
+            pos = jnp.asarray(positions, dtype=float)
+            if pos.shape != (n, 2):
+                raise ValueError(f"positions must have shape ({n}, 2); got {pos.shape}.")
+        return cls(
+            senders=jnp.asarray(e[:, 0], dtype=jnp.int32),
+            receivers=jnp.asarray(e[:, 1], dtype=jnp.int32),
+            n_nodes=n,
+            positions=pos,
+        )
+
+
+def connected_components(edges: np.ndarray, n_nodes: int) -> np.ndarray:
+    """Label each node with its connected component.
+
+    **Arguments:** `edges` int `(E, 2)`; `n_nodes`.
+
+    **Returns:** int `(n_nodes,)` component labels `0..C-1`.
+    """
+    edges = np.asarray(edges)
+    adjacency = scipy.sparse.coo_matrix(
+        (np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n_nodes, n_nodes)
+    )
+    return scipy.sparse.csgraph.connected_components(adjacency, directed=False)[1]

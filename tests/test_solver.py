@@ -1,0 +1,250 @@
+import chex
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import numpy_solve
+
+import jaxnet as jn
+
+METHODS = ["dense", "cg"]
+
+
+def random_instance(key, n=30, e=70):
+    k1, k2, k3 = jax.random.split(key, 3)
+    net = jn.random_graph(k1, n, e)
+    k = jax.random.uniform(k2, (e,), minval=0.2, maxval=3.0)
+    fixed = jax.random.choice(k3, n, (4,), replace=False)
+    values = jax.random.normal(k3, (5, 4))
+    return net, k, fixed, values
+
+
+# ---------------------------------------------------------------- analytic circuits
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_series_voltage_divider(method):
+    net = jn.Network.from_edges([[0, 1], [1, 2]])
+    k = jnp.array([2.0, 3.0])
+    V = jn.solve(net, k, jnp.array([0, 2]), jnp.array([1.0, 0.0]), method=method)
+    np.testing.assert_allclose(V, [1.0, 2.0 / 5.0, 0.0], atol=1e-9)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_parallel_branches_source_current(method):
+    # Node 0 at 1.5 V, node 1 grounded, three two-resistor branches 0-a-1 in parallel.
+    net = jn.Network.from_edges([[0, 2], [2, 1], [0, 3], [3, 1], [0, 4], [4, 1]])
+    k = jnp.array([1.0, 2.0, 3.0, 4.0, 0.5, 0.5])
+    fixed = jnp.array([0, 1])
+    V = jn.solve(net, k, fixed, jnp.array([1.5, 0.0]), method=method)
+    series = lambda a, b: a * b / (a + b)  # noqa: E731
+    total = series(1.0, 2.0) + series(3.0, 4.0) + series(0.5, 0.5)
+    np.testing.assert_allclose(jn.source_currents(net, k, V, fixed), [1.5 * total, -1.5 * total], rtol=1e-9)
+    np.testing.assert_allclose(jn.power(net, k, V), 1.5**2 * total, rtol=1e-9)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_wheatstone_bridge(method):
+    # 0 top (1 V), 3 bottom (0 V); arms 0-1, 0-2, 1-3, 2-3; bridge 1-2.
+    net = jn.Network.from_edges([[0, 1], [0, 2], [1, 3], [2, 3], [1, 2]])
+    fixed, top = jnp.array([0, 3]), jnp.array([1.0, 0.0])
+    balanced = jnp.array([1.0, 2.0, 3.0, 6.0, 5.0])  # k01/k13 == k02/k23
+    V = jn.solve(net, balanced, fixed, top, method=method)
+    np.testing.assert_allclose(jn.edge_currents(net, balanced, V)[4], 0.0, atol=1e-9)
+    np.testing.assert_allclose(V[1], 1.0 / (1.0 + 3.0), rtol=1e-9)
+    # Unbalanced: compare with the closed form from nodal analysis at nodes 1 and 2.
+    a, b, c, d, g = 1.0, 2.0, 4.0, 1.0, 5.0
+    V = jn.solve(net, jnp.array([a, b, c, d, g]), fixed, top, method=method)
+    mat = np.array([[a + c + g, -g], [-g, b + d + g]])
+    np.testing.assert_allclose(V[1:3], np.linalg.solve(mat, [a, b]), rtol=1e-9)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_r2r_ladder_halves_voltage(method):
+    # R-2R ladder: rungs of conductance 1 between chain nodes, 1/2 to ground (node 0),
+    # terminated by 1/2 at the far end: each chain node holds half the previous voltage.
+    m = 6
+    chain = list(range(1, m + 1))
+    edges = [[chain[i], chain[i + 1]] for i in range(m - 1)] + [[c, 0] for c in chain[1:]]
+    k = [1.0] * (m - 1) + [0.5] * (m - 2) + [1.0]  # last node: 2R shunt || 2R termination = R
+    net = jn.Network.from_edges(edges)
+    V = jn.solve(net, jnp.array(k), jnp.array([0, 1]), jnp.array([0.0, 1.0]), method=method)
+    np.testing.assert_allclose(np.asarray(V)[chain], 0.5 ** np.arange(m), rtol=1e-9)
+
+
+# ---------------------------------------------------------------- physics invariants
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_current_law_and_conservation(key, method):
+    net, k, fixed, values = random_instance(key)
+    V = jn.solve(net, k, fixed, values, method=method)
+    currents = jn.node_currents(net, k, V)
+    free = np.setdiff1d(np.arange(net.n_nodes), fixed)
+    scale = np.abs(jn.source_currents(net, k, V, fixed)).max()
+    assert np.abs(currents[:, free]).max() < 1e-8 * scale
+    np.testing.assert_allclose(jn.source_currents(net, k, V, fixed).sum(-1), 0.0, atol=1e-9 * scale)
+    np.testing.assert_allclose(V[:, fixed], values, atol=1e-12)
+
+
+def test_power_minimum(key):
+    net, k, fixed, values = random_instance(key)
+    V = jn.solve(net, k, fixed, values[0])
+    p0 = jn.power(net, k, V)
+    free = np.setdiff1d(np.arange(net.n_nodes), fixed)
+    for i in range(20):
+        dv = jnp.zeros(net.n_nodes).at[free].set(1e-3 * jax.random.normal(jax.random.key(i), (len(free),)))
+        assert jn.power(net, k, V + dv) > p0
+    # and the first-order change vanishes: power is stationary at the solution
+    dv = jnp.zeros(net.n_nodes).at[free].set(jax.random.normal(key, (len(free),)))
+    grad_p = jax.grad(lambda v: jn.power(net, k, v))(V)
+    assert abs(grad_p @ dv) < 1e-9
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_agrees_with_numpy(key, method):
+    for i in range(3):
+        net, k, fixed, values = random_instance(jax.random.fold_in(key, i), n=40, e=90)
+        V = jn.solve(net, k, fixed, values, method=method)
+        ref = numpy_solve(np.stack([net.senders, net.receivers], 1), k, net.n_nodes, fixed, values)
+        np.testing.assert_allclose(V, ref, atol=1e-8, rtol=0)
+    net = jn.disordered_network(key, 300, 4.0)
+    k = jax.random.uniform(key, (net.n_edges,), minval=0.1, maxval=2.0)
+    fixed, values = jnp.array([0, 17, 230]), jnp.array([[1.0, 0.0, -0.5]])
+    ref = numpy_solve(np.stack([net.senders, net.receivers], 1), k, net.n_nodes, fixed, values)
+    np.testing.assert_allclose(jn.solve(net, k, fixed, values, method=method), ref, atol=1e-8, rtol=0)
+
+
+def test_example_axes_broadcast(key):
+    net, k, fixed, values = random_instance(key)
+    grid = jnp.broadcast_to(values, (3, 5, 4))
+    V = jn.solve(net, k, fixed, grid)
+    assert V.shape == (3, 5, net.n_nodes)
+    np.testing.assert_allclose(V[2], jn.solve(net, k, fixed, values), atol=1e-12)
+    assert jn.solve(net, k, fixed, values[0]).shape == (net.n_nodes,)
+
+
+def test_dense_and_cg_agree_on_large_network(key):
+    net = jn.disordered_network(key, 2000, 4.0)
+    k = jax.random.uniform(key, (net.n_edges,), minval=0.5, maxval=1.5)
+    fixed, values = jnp.array([3, 700, 1500]), jnp.array([[1.0, 0.0, 0.3], [0.0, 1.0, 0.0]])
+    dense = jn.solve(net, k, fixed, values, method="dense")
+    cg = jn.solve(net, k, fixed, values, method="cg")
+    np.testing.assert_allclose(cg, dense, atol=1e-8)
+    assert jn.solve(net, k, fixed, values).shape == dense.shape  # auto picks CG here
+
+
+# ---------------------------------------------------------------- dtypes
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_float32(key, method):
+    net, k, fixed, values = random_instance(key)
+    V32 = jn.solve(net, k.astype(jnp.float32), fixed, values.astype(jnp.float32), method=method)
+    assert V32.dtype == jnp.float32
+    V64 = jn.solve(net, k, fixed, values, method=method)
+    assert V64.dtype == jnp.float64
+    np.testing.assert_allclose(V32, V64, atol=1e-4)
+
+
+# ---------------------------------------------------------------- transformations
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_gradients_match_finite_differences(key, method):
+    net, k, fixed, values = random_instance(key)
+    w = jax.random.normal(jax.random.key(7), (5, net.n_nodes))
+
+    def objective(k, values):
+        return jnp.sum(w * jn.solve(net, k, fixed, values, method=method) ** 2)
+
+    gk, gv = jax.grad(objective, argnums=(0, 1))(k, values)
+    eps = 1e-6
+    for e in [0, 13, 41]:
+        de = jnp.zeros_like(k).at[e].set(eps)
+        fd = (objective(k + de, values) - objective(k - de, values)) / (2 * eps)
+        np.testing.assert_allclose(gk[e], fd, rtol=1e-5, atol=1e-8)
+    dv = jnp.zeros_like(values).at[2, 1].set(eps)
+    fd = (objective(k, values + dv) - objective(k, values - dv)) / (2 * eps)
+    np.testing.assert_allclose(gv[2, 1], fd, rtol=1e-5, atol=1e-8)
+
+
+def test_gradient_is_an_adjoint_solve_not_unrolled(key):
+    """The backward pass contains no Cholesky of its own: it reuses the forward factor."""
+    net, k, fixed, values = random_instance(key)
+    f = lambda k: jn.solve(net, k, fixed, values, method="dense").sum()  # noqa: E731
+    text = str(jax.make_jaxpr(jax.grad(f))(k))
+    assert text.count("cholesky") == 1
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_vmap_equals_loop(key, method):
+    net, _, fixed, values = random_instance(key)
+    ks = jax.random.uniform(key, (6, net.n_edges), minval=0.3, maxval=2.0)
+    batched = jax.jit(jax.vmap(lambda k: jn.solve(net, k, fixed, values, method=method)))(ks)
+    for i in range(6):
+        np.testing.assert_allclose(batched[i], jn.solve(net, ks[i], fixed, values, method=method), atol=1e-9)
+
+
+def test_vmap_over_networks(key):
+    nets = [jn.random_graph(jax.random.key(i), 20, 40) for i in range(4)]
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *nets)
+    k = jnp.ones(40)
+    out = jax.vmap(lambda net: jn.solve(net, k, jnp.array([0, 1]), jnp.array([1.0, 0.0])))(stacked)
+    for i, net in enumerate(nets):
+        np.testing.assert_allclose(out[i], jn.solve(net, k, jnp.array([0, 1]), jnp.array([1.0, 0.0])), atol=1e-10)
+
+
+def test_no_retrace_for_new_values(key):
+    net, k, fixed, values = random_instance(key)
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def f(k, fixed, values):
+        return jn.solve(net, k, fixed, values)
+
+    for i in range(3):
+        f(k * (i + 1), fixed, values + i).block_until_ready()
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_refuses_bad_input():
+    net = jn.Network.from_edges([[0, 1], [1, 2], [2, 3]])
+    k, fixed, vals = jnp.ones(3), jnp.array([0, 3]), jnp.array([1.0, 0.0])
+    cases = [
+        (dict(conductances=jnp.array([1.0, -2.0, 1.0])), "edge 1 is negative"),
+        (dict(conductances=jnp.array([1.0, jnp.nan, 1.0])), "edge 1 is not finite"),
+        (dict(conductances=jnp.ones(4)), r"shape \(3,\)"),
+        (dict(fixed_nodes=jnp.array([0, 7])), "node 7, out of range"),
+        (dict(fixed_nodes=jnp.array([0, 0]), fixed_values=jnp.array([1.0, 1.0])), "lists a node twice"),
+        (dict(fixed_nodes=jnp.array([], int), fixed_values=jnp.zeros(0)), "At least one node"),
+        (dict(fixed_values=jnp.array([1.0, 0.0, 2.0])), r"shape \(\.\.\., 2\)"),
+        (dict(fixed_values=jnp.array([1.0, jnp.inf])), "non-finite voltages"),
+        (dict(conductances=jnp.array([0.0, 1.0, 0.0])), "node 1 is floating"),
+    ]
+    for change, match in cases:
+        args = dict(conductances=k, fixed_nodes=fixed, fixed_values=vals) | change
+        with pytest.raises(ValueError, match=match):
+            jn.solve(net, **args)
+
+
+@pytest.mark.parametrize("jit", [eqx.filter_jit, jax.jit])
+def test_errors_inside_jit(jit):
+    # eqx.filter_jit raises EquinoxRuntimeError; plain jax.jit surfaces the same message
+    # inside an XLA runtime error (a ValueError).
+    error = eqx.EquinoxRuntimeError if jit is eqx.filter_jit else ValueError
+    net = jn.Network.from_edges([[0, 1], [1, 2], [2, 3], [1, 4], [4, 2]])
+    fixed, vals = jnp.array([0, 3]), jnp.array([1.0, 0.0])
+    f = jit(lambda k: jn.solve(net, k, fixed, vals))
+    assert jnp.all(jnp.isfinite(f(jnp.ones(5))))
+    with pytest.raises(error, match="a conductance is negative"):
+        f(jnp.array([1.0, 1.0, 1.0, -1.0, 1.0])).block_until_ready()
+    with pytest.raises(error, match="a conductance is not finite"):
+        f(jnp.array([1.0, 1.0, jnp.nan, 1.0, 1.0])).block_until_ready()
+    with pytest.raises(error, match="floating"):
+        f(jnp.array([1.0, 1.0, 1.0, 0.0, 0.0])).block_until_ready()  # node 4 cut off
+    with pytest.raises(error, match="floating"):
+        f(jnp.array([0.0, 1.0, 0.0, 1.0, 1.0])).block_until_ready()  # {1, 2, 4} cut off together
