@@ -13,12 +13,25 @@ from ._generators import (
 )
 from ._network import Network as Network
 from ._solver import DENSE_MAX_NODES as DENSE_MAX_NODES, solve as solve
+from . import rules as rules
 from ._states import (
+    Measurement as Measurement,
+    Physics as Physics,
     edge_currents as edge_currents,
     edge_drops as edge_drops,
     node_currents as node_currents,
     power as power,
     source_currents as source_currents,
 )
+
+from ._tasks import (
+    REGRESSION_MATRIX as REGRESSION_MATRIX,
+    Task as Task,
+    allostery_task as allostery_task,
+    iris_task as iris_task,
+    load_iris as load_iris,
+    regression_task as regression_task,
+)
+from ._train import TrainResult as TrainResult, train as train
 
 __version__ = importlib.metadata.version("jaxnet")

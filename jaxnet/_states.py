@@ -1,11 +1,92 @@
-"""What an experimenter measures on a solved network: drops, currents, power."""
+"""States of a network wired for learning (free, clamped), and what an experimenter measures.
+
+A learning step needs, for one network with conductances `k`:
+
+- the free state: inputs held at the example's `x`, ground at 0, outputs free;
+- the clamped state: outputs also held, at `V_O^F + eta (y - V_O^F)`.
+
+Both come from ONE call of the shared solver (`solve_system`), with these columns:
+
+- `R` (N, n_in): the response to 1 V at each input (other inputs and ground at 0). By
+  superposition the free state of every example is `V_F = x @ R.T`.
+- `G` (N, n_out): the response to a unit current injected at each output (Green's function of
+  the free problem). Holding the outputs at `V_O^F + d` changes the state by
+  `V_C - V_F = G (G_OO)^-1 d`, solved directly, so float32 keeps its accuracy for tiny nudges.
+
+The transfer matrix `T = R[outputs]` (n_out, n_in) gives the outputs of any input, `V_O = T x`,
+so the loss on the training or test set at the current conductances costs no further solve.
+"""
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._network import Network
+from ._solver import Method, free_mask, solve_system, unit_rhs
+
+
+class Measurement(eqx.Module):
+    """What a learning step measured at the conductances it started from.
+
+    - `transfer`: `(n_out, n_in)` output volts per input volt, `V_O = transfer @ x`.
+    - `solution`: `(N, n_in + n_out)` the solver's columns `[R | G]` (a CG warm start).
+    """
+
+    transfer: Float[Array, "outputs inputs"]
+    solution: Float[Array, "nodes cols"]
+
+
+class Physics(eqx.Module):
+    """A network wired to its terminals, with the examples of one learning step.
+
+    **Fields:** `net`; `inputs` `(n_in,)`, `outputs` `(n_out,)`, `ground` `(n_ground,)` node
+    ids; `x` `(B, n_in)` input volts; `y` `(B, n_out)` target volts; `method` the solver path;
+    `guess` `(N, n_in + n_out)` optional CG warm start (e.g. the previous step's solution).
+    """
+
+    net: Network
+    inputs: Int[Array, " inputs"]
+    outputs: Int[Array, " outputs"]
+    ground: Int[Array, " ground"]
+    x: Float[Array, "batch inputs"]
+    y: Float[Array, "batch outputs"]
+    method: Method = eqx.field(static=True, default="auto")
+    guess: Float[Array, "nodes cols"] | None = None
+
+    def responses(self, k: Float[Array, " edges"]):
+        """Solve once: `(R, G, Measurement)` with `R` `(N, n_in)`, `G` `(N, n_out)`."""
+        fixed = jnp.concatenate([self.inputs, self.ground])
+        free = free_mask(self.net, fixed, k.dtype)
+        n_out = self.outputs.shape[0]
+        inject = jnp.zeros((self.net.n_nodes, n_out), k.dtype).at[self.outputs, jnp.arange(n_out)].set(1)
+        rhs = jnp.concatenate([unit_rhs(self.net, k, free, self.inputs), inject], axis=1)
+        solution, _ = solve_system(self.net, k, free, rhs, method=self.method, x0=self.guess)
+        n_in = self.inputs.shape[0]
+        response, green = solution[:, :n_in], solution[:, n_in:]
+        return response, green, Measurement(transfer=response[self.outputs], solution=solution)
+
+    def free_and_nudge(self, k: Float[Array, " edges"], eta):
+        """Free state and clamped-minus-free difference for the step's examples.
+
+        **Returns:** `(V_F, dV, measurement)` with `V_F` and `dV = V_C - V_F` of shape `(B, N)`.
+        """
+        response, green, meas = self.responses(k)
+        free_state = self.x @ response.T
+        nudge = eta * (self.y - free_state[:, self.outputs])  # (B, n_out)
+        weights = jnp.linalg.solve(green[self.outputs], nudge.T)  # (n_out, B)
+        return free_state, (green @ weights).T, meas
+
+    def loss(self, k: Float[Array, " edges"]):
+        """Loss on the step's examples, differentiable through the solver; aux: the measurement."""
+        _, _, meas = self.responses(k)
+        return transfer_loss(meas.transfer, self.x, self.y), meas
+
+
+def transfer_loss(transfer, x, y) -> Float[Array, ""]:
+    """`0.5 * mean over examples of sum over outputs of (T x - y)^2`."""
+    return 0.5 * jnp.mean(jnp.sum((x @ transfer.T - y) ** 2, axis=-1))
 
 
 def edge_drops(net: Network, voltages: Float[ArrayLike, "*examples nodes"]) -> Float[Array, "*examples edges"]:

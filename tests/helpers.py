@@ -24,3 +24,39 @@ def numpy_solve(edges, k, n, fixed, values):
     rhs = -lap[np.ix_(free, fixed)] @ values.T
     out[:, free] = np.linalg.solve(lap[np.ix_(free, free)], rhs).T
     return out
+
+
+def numpy_states(edges, k, n, task, x, y, eta):
+    """Free and clamped states by two separate reduced-Laplacian solves (no shared tricks)."""
+    inputs, outputs, ground = (np.asarray(a) for a in (task.inputs, task.outputs, task.ground))
+    fixed = np.concatenate([inputs, ground])
+    values = np.concatenate([x, np.zeros((len(x), len(ground)))], axis=1)
+    free = numpy_solve(edges, k, n, fixed, values)
+    nudged = free[:, outputs] + eta * (y - free[:, outputs])
+    clamped = numpy_solve(edges, k, n, np.concatenate([fixed, outputs]), np.concatenate([values, nudged], axis=1))
+    return free, clamped
+
+
+def numpy_contrast(edges, k, n, task, x, y, eta):
+    """mean over examples of [(dV_F)^2 - (dV_C)^2] per edge."""
+    free, clamped = numpy_states(edges, k, n, task, x, y, eta)
+    drop = lambda v: v[:, edges[:, 0]] - v[:, edges[:, 1]]  # noqa: E731
+    return np.mean(drop(free) ** 2 - drop(clamped) ** 2, axis=0)
+
+
+def numpy_loss_and_grad(edges, k, n, task, x, y):
+    """Loss 0.5 mean sum (V_O - y)^2 and its gradient by the adjoint method, written out."""
+    inputs, outputs, ground = (np.asarray(a) for a in (task.inputs, task.outputs, task.ground))
+    fixed = np.concatenate([inputs, ground])
+    values = np.concatenate([x, np.zeros((len(x), len(ground)))], axis=1)
+    V = numpy_solve(edges, k, n, fixed, values)
+    err = V[:, outputs] - y
+    loss = 0.5 * np.mean(np.sum(err**2, axis=1))
+    lap = numpy_laplacian(edges, k, n)
+    free = np.setdiff1d(np.arange(n), fixed)
+    g = np.zeros((len(x), n))
+    g[:, outputs] = err / len(x)
+    u = np.zeros((len(x), n))
+    u[:, free] = np.linalg.solve(lap[np.ix_(free, free)], g[:, free].T).T
+    drop = lambda v: v[:, edges[:, 0]] - v[:, edges[:, 1]]  # noqa: E731
+    return loss, -np.sum(drop(V) * drop(u), axis=0)

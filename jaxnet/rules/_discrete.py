@@ -1,0 +1,115 @@
+"""The laboratory rule: discrete conductance levels, one step by the sign of the contrast."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from ._base import Rule, check_positive, is_concrete
+from ._coupled import contrast
+
+
+class DiscreteState(eqx.Module):
+    """Per-edge comparator offsets `(E,)`, drawn once at `init` (zero when disabled)."""
+
+    offset: Float[Array, " edges"]
+
+
+class Discrete(Rule):
+    """Each edge moves one level by `sign(d)` when `|d| > threshold` (see `discrete`)."""
+
+    eta: Float[Array, ""] | float
+    n_states: int = eqx.field(static=True)
+    g_min: Float[Array, ""] | float
+    g_max: Float[Array, ""] | float
+    spacing: Literal["linear", "geometric"] = eqx.field(static=True)
+    threshold: Float[Array, ""] | float = 0.0
+    offset_std: Float[Array, ""] | float = 0.0
+    noise_std: Float[Array, ""] | float = 0.0
+
+    def __check_init__(self):
+        check_positive("eta", self.eta)
+        if self.n_states < 2:
+            raise ValueError(f"n_states must be >= 2; got {self.n_states}.")
+        if self.spacing not in ("linear", "geometric"):
+            raise ValueError(f"spacing must be 'linear' or 'geometric'; got {self.spacing!r}.")
+        check_positive("g_min", self.g_min)
+        if is_concrete(self.g_min, self.g_max) and not np.all(np.asarray(self.g_min) < np.asarray(self.g_max)):
+            raise ValueError(f"g_min must be < g_max; got g_min={self.g_min}, g_max={self.g_max}.")
+        for name in ("threshold", "offset_std", "noise_std"):
+            value = getattr(self, name)
+            if is_concrete(value) and not np.all(np.asarray(value) >= 0):
+                raise ValueError(f"{name} must be >= 0; got {value}.")
+
+    def _position(self, k):
+        """Continuous level coordinate of `k`: 0 at g_min, n_states - 1 at g_max."""
+        if self.spacing == "linear":
+            unit = (k - self.g_min) / (self.g_max - self.g_min)
+        else:
+            unit = jnp.log(k / self.g_min) / jnp.log(self.g_max / self.g_min)
+        return unit * (self.n_states - 1)
+
+    @property
+    def levels(self) -> Float[Array, " states"]:
+        """The `n_states` conductance levels from `g_min` to `g_max`."""
+        unit = jnp.linspace(0.0, 1.0, self.n_states)
+        if self.spacing == "linear":
+            return self.g_min + unit * (self.g_max - self.g_min)
+        return self.g_min * (self.g_max / self.g_min) ** unit
+
+    def state_index(self, k: Float[Array, " edges"]) -> Array:
+        """Level index `s` of each conductance (nearest level)."""
+        return jnp.clip(jnp.round(self._position(k)), 0, self.n_states - 1).astype(jnp.int32)
+
+    def init(self, key, k):
+        if is_concrete(k, self.g_min, self.g_max):
+            position = np.asarray(self._position(jnp.asarray(k)))
+            off = np.abs(position - np.round(position)) > 1e-4
+            if off.any() or (position < -1e-4).any() or (position > self.n_states - 1 + 1e-4).any():
+                e = int(np.flatnonzero(off | (position < -1e-4) | (position > self.n_states - 1 + 1e-4))[0])
+                raise ValueError(
+                    f"initial conductance of edge {e} ({float(np.asarray(k)[e])}) is not on the level grid; "
+                    "start from rule.levels[s] for integer states s."
+                )
+        return DiscreteState(offset=self.offset_std * jax.random.normal(key, jnp.shape(k), jnp.result_type(k)))
+
+    def update(self, key, k, physics, state):
+        d, meas = contrast(physics, k, self.eta)
+        d = d + state.offset + self.noise_std * jax.random.normal(key, d.shape, d.dtype)
+        step = jnp.sign(d) * (jnp.abs(d) > self.threshold)
+        s = jnp.clip(self.state_index(k) + step.astype(jnp.int32), 0, self.n_states - 1)
+        return self.levels.astype(k.dtype)[s], state, meas
+
+
+def discrete(
+    eta,
+    n_states: int,
+    g_min,
+    g_max,
+    spacing: Literal["linear", "geometric"] = "linear",
+    threshold=0.0,
+    offset_std=0.0,
+    noise_std=0.0,
+) -> Discrete:
+    """The laboratory's discrete coupled-learning rule (twin networks, digital potentiometers).
+
+    Each edge sits on one of `n_states` levels, linear or geometric from `g_min` to `g_max`.
+    With `d = mean over examples of [(dV_F)^2 - (dV_C)^2]` (clamped state nudged by `eta`) the
+    edge's level index moves `s <- clip(s + sign(d) * [|d| > threshold], 0, n_states - 1)`.
+
+    Lab imperfections (off by default): a fixed per-edge comparator offset ~ N(0, offset_std²)
+    drawn at `init`, and per-update noise ~ N(0, noise_std²), both added to `d`, both from keys.
+    Initial conductances must be on the grid: use `rule.levels[s]`.
+
+    ```python
+    rule = jn.rules.discrete(eta=0.1, n_states=128, g_min=0.1, g_max=2.0)
+    k0 = rule.levels[jnp.full(net.n_edges, 64)]
+    ```
+    """
+    return Discrete(eta=eta, n_states=n_states, g_min=g_min, g_max=g_max, spacing=spacing,
+                    threshold=threshold, offset_std=offset_std, noise_std=noise_std)
