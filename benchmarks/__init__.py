@@ -1,0 +1,1 @@
+"""jaxnet benchmarks: `python -m benchmarks` (or `make bench`)."""
