@@ -1,13 +1,13 @@
 """In-process baselines: careful NumPy/SciPy implementations of what jaxnet does.
 
-- `dense_solve` / `sparse_solve`: Kirchhoff solves by the reduced Laplacian, dense Cholesky
-  (LAPACK via SciPy) or SciPy sparse LU (SuperLU), all examples as right-hand sides of one
-  factorization.
+- `Kirchhoff.solve`: Kirchhoff solves by the reduced Laplacian, all examples as right-hand
+  sides of one factorization, with one of three solvers: ``"cholesky"`` (LAPACK via SciPy),
+  ``"inverse"`` (explicit dense inverse, as the fastest public coupled-learning code does) or
+  ``"splu"`` (SciPy sparse LU, SuperLU).
 - `CoupledLearningNumpy`: full-batch coupled learning as the public research codes do it:
-  each step solves the free and the clamped state (two factorizations, examples as columns),
-  dense Cholesky or sparse LU.
+  each step solves the free and the clamped state (two factorizations, examples as columns).
 - `GradientDescentNumpy`: full-batch gradient descent with the gradient by the adjoint method
-  (one factorization, forward and adjoint solves).
+  (one Cholesky factorization, forward and adjoint solves).
 """
 
 from __future__ import annotations
@@ -17,63 +17,66 @@ import scipy.linalg
 import scipy.sparse
 import scipy.sparse.linalg
 
+SOLVERS = ("cholesky", "inverse", "splu")
+
 
 class Kirchhoff:
-    """A network's reduced Laplacian, assembled fast for any conductances and fixed set."""
+    """A network's reduced Laplacian, assembled fast (bincount) for any conductances."""
 
     def __init__(self, senders, receivers, n_nodes, fixed):
         self.s, self.r, self.n = np.asarray(senders), np.asarray(receivers), n_nodes
         self.fixed = np.asarray(fixed)
         self.free = np.setdiff1d(np.arange(n_nodes), self.fixed)
-        index = np.full(n_nodes, -1)
-        index[self.free] = np.arange(len(self.free))
-        self.index = index
-        fixed_index = np.full(n_nodes, -1)
-        fixed_index[self.fixed] = np.arange(len(self.fixed))
-        self.fixed_index = fixed_index
+        self.index = np.full(n_nodes, -1)
+        self.index[self.free] = np.arange(len(self.free))
+        self.fixed_index = np.full(n_nodes, -1)
+        self.fixed_index[self.fixed] = np.arange(len(self.fixed))
+        rows = np.concatenate([self.s, self.r, self.s, self.r])
+        cols = np.concatenate([self.s, self.r, self.r, self.s])
+        fr, fc, xc = self.index[rows], self.index[cols], self.fixed_index[cols]
+        self.inner, self.cross = (fr >= 0) & (fc >= 0), (fr >= 0) & (xc >= 0)
+        nf, nx = len(self.free), len(self.fixed)
+        self.inner_flat = fr[self.inner] * nf + fc[self.inner]
+        self.inner_rc = (fr[self.inner], fc[self.inner])
+        self.cross_flat = fr[self.cross] * nx + xc[self.cross]
 
     def blocks(self, k, sparse: bool):
-        """`(L_ff, L_fF)`: free-free block (dense or CSC) and free-fixed block (dense)."""
-        s, r, nf = self.s, self.r, len(self.free)
-        rows = np.concatenate([s, r, s, r])
-        cols = np.concatenate([s, r, r, s])
+        """`(L_ff, L_fF)`: free-free block (dense, or CSC if `sparse`) and free-fixed block."""
+        nf, nx = len(self.free), len(self.fixed)
         vals = np.concatenate([k, k, -k, -k])
-        fr, fc = self.index[rows], self.index[cols]
-        inner = (fr >= 0) & (fc >= 0)
-        cross = (fr >= 0) & (self.fixed_index[cols] >= 0)
-        l_fx = np.zeros((nf, len(self.fixed)))
-        np.add.at(l_fx, (fr[cross], self.fixed_index[cols][cross]), vals[cross])
+        l_fx = np.bincount(self.cross_flat, vals[self.cross], nf * nx).reshape(nf, nx)
         if sparse:
-            l_ff = scipy.sparse.csc_matrix((vals[inner], (fr[inner], fc[inner])), shape=(nf, nf))
+            l_ff = scipy.sparse.csc_matrix((vals[self.inner], self.inner_rc), shape=(nf, nf))
         else:
-            l_ff = np.zeros((nf, nf))
-            np.add.at(l_ff, (fr[inner], fc[inner]), vals[inner])
+            l_ff = np.bincount(self.inner_flat, vals[self.inner], nf * nf).reshape(nf, nf)
         return l_ff, l_fx
 
-    def solve(self, k, values, sparse: bool):
+    def solve(self, k, values, solver: str = "cholesky"):
         """Node voltages `(D, N)` for fixed values `(D, F)`; one factorization."""
-        l_ff, l_fx = self.blocks(k, sparse)
+        l_ff, l_fx = self.blocks(k, solver == "splu")
         rhs = -l_fx @ values.T
-        if sparse:
+        if solver == "splu":
             x = scipy.sparse.linalg.splu(l_ff).solve(rhs)
+        elif solver == "inverse":
+            x = np.linalg.inv(l_ff) @ rhs
         else:
-            x = scipy.linalg.cho_solve(scipy.linalg.cho_factor(l_ff, lower=True, check_finite=False), rhs, check_finite=False)
+            factor = scipy.linalg.cho_factor(l_ff, lower=True, check_finite=False)
+            x = scipy.linalg.cho_solve(factor, rhs, check_finite=False)
         out = np.empty((values.shape[0], self.n))
         out[:, self.fixed] = values
         out[:, self.free] = x.T
         return out
 
 
-def solve(senders, receivers, n_nodes, k, fixed, values, sparse=False):
-    """One-off Kirchhoff solve (NumPy/SciPy): voltages `(D, N)`."""
-    return Kirchhoff(senders, receivers, n_nodes, fixed).solve(np.asarray(k, float), np.atleast_2d(values), sparse)
+def _terminals(task):
+    return tuple(np.asarray(a) for a in (task.inputs, task.outputs, task.ground))
 
 
 class CoupledLearningNumpy:
     """Full-batch coupled learning, free and clamped states by two factorizations per step."""
 
-    def __init__(self, net, task, alpha, eta, k_min=1e-6, k_max=1e6, sparse=False):
-        inputs, outputs, ground = (np.asarray(a) for a in (task.inputs, task.outputs, task.ground))
+    def __init__(self, net, task, alpha, eta, k_min=1e-6, k_max=1e6, solver="cholesky"):
+        inputs, outputs, ground = _terminals(task)
         s, r, n = np.asarray(net.senders), np.asarray(net.receivers), net.n_nodes
         self.s, self.r, self.outputs = s, r, outputs
         self.free_sys = Kirchhoff(s, r, n, np.concatenate([inputs, ground]))
@@ -81,16 +84,16 @@ class CoupledLearningNumpy:
         x = np.asarray(task.x_train, float)
         self.values = np.concatenate([x, np.zeros((len(x), len(ground)))], axis=1)
         self.y = np.asarray(task.y_train, float)
-        self.alpha, self.eta, self.k_min, self.k_max, self.sparse = alpha, eta, k_min, k_max, sparse
+        self.alpha, self.eta, self.k_min, self.k_max, self.solver = alpha, eta, k_min, k_max, solver
 
     def step(self, k):
-        free = self.free_sys.solve(k, self.values, self.sparse)
+        free = self.free_sys.solve(k, self.values, self.solver)
         vo = free[:, self.outputs]
-        clamped = self.clamp_sys.solve(k, np.concatenate([self.values, vo + self.eta * (self.y - vo)], 1), self.sparse)
+        nudged = np.concatenate([self.values, vo + self.eta * (self.y - vo)], 1)
+        clamped = self.clamp_sys.solve(k, nudged, self.solver)
         df = free[:, self.s] - free[:, self.r]
         dc = clamped[:, self.s] - clamped[:, self.r]
-        dk = self.alpha / self.eta * np.mean(df**2 - dc**2, axis=0)
-        return np.clip(k + dk, self.k_min, self.k_max)
+        return np.clip(k + self.alpha / self.eta * np.mean(df**2 - dc**2, axis=0), self.k_min, self.k_max)
 
     def run(self, k, steps):
         k = np.array(k, float)
@@ -103,7 +106,7 @@ class GradientDescentNumpy:
     """Full-batch gradient descent; gradient by the adjoint method with one factorization."""
 
     def __init__(self, net, task, lr, k_min=1e-6, k_max=1e6):
-        inputs, outputs, ground = (np.asarray(a) for a in (task.inputs, task.outputs, task.ground))
+        inputs, outputs, ground = _terminals(task)
         self.s, self.r, self.outputs = np.asarray(net.senders), np.asarray(net.receivers), outputs
         self.sys = Kirchhoff(self.s, self.r, net.n_nodes, np.concatenate([inputs, ground]))
         x = np.asarray(task.x_train, float)
@@ -125,8 +128,4 @@ class GradientDescentNumpy:
         grad = -np.sum((v[:, self.s] - v[:, self.r]) * (u[:, self.s] - u[:, self.r]), axis=0)
         return np.clip(k - self.lr * grad, self.k_min, self.k_max)
 
-    def run(self, k, steps):
-        k = np.array(k, float)
-        for _ in range(steps):
-            k = self.step(k)
-        return k
+    run = CoupledLearningNumpy.run

@@ -41,14 +41,15 @@ def run(sizes=SIZES, batches=BATCHES, dtype=jnp.float32):
         # the baseline's per-solve time, on a few instances
         sys = baselines.Kirchhoff(net.senders, net.receivers, n, np.asarray(fixed))
         few = np.asarray(ks_all[:16], float)
-        base_s = time_call(lambda: [sys.solve(k, np.asarray(values, float), method == "cg") for k in few]) / len(few)
+        solver = "cholesky" if method == "dense" else "splu"
+        base_s = time_call(lambda: [sys.solve(k, np.asarray(values, float), solver) for k in few]) / len(few)
         for b in batches:
             if method == "dense" and b * n * n * 4 > MAX_DENSE_BYTES:
                 continue
             ks = ks_all[:b]
             fn = jax.vmap(lambda k: jn.solve(net, k, fixed, values))
             compile_s, run_s, out = time_jax(fn, ks)
-            ref = sys.solve(np.asarray(ks[0], float), np.asarray(values, float), method == "cg")
+            ref = sys.solve(np.asarray(ks[0], float), np.asarray(values, float), solver)
             err = float(np.abs(np.asarray(out[0], float) - ref).max())
             assert err < 1e-3, f"jaxnet disagrees with the baseline (n={n}): {err}"
             rows.append(dict(n=n, batch=b, method=method, baseline=base_kind, compile_s=compile_s,

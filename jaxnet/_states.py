@@ -32,10 +32,12 @@ class Measurement(eqx.Module):
 
     - `transfer`: `(n_out, n_in)` output volts per input volt, `V_O = transfer @ x`.
     - `solution`: `(N, n_in + n_out)` the solver's columns `[R | G]` (a CG warm start).
+    - `converged`: False if the CG path stopped at its iteration cap (always True for dense).
     """
 
     transfer: Float[Array, "outputs inputs"]
     solution: Float[Array, "nodes cols"]
+    converged: Array
 
 
 class Physics(eqx.Module):
@@ -62,10 +64,10 @@ class Physics(eqx.Module):
         n_out = self.outputs.shape[0]
         inject = jnp.zeros((self.net.n_nodes, n_out), k.dtype).at[self.outputs, jnp.arange(n_out)].set(1)
         rhs = jnp.concatenate([unit_rhs(self.net, k, free, self.inputs), inject], axis=1)
-        solution, _ = solve_system(self.net, k, free, rhs, method=self.method, x0=self.guess)
+        solution, info = solve_system(self.net, k, free, rhs, method=self.method, x0=self.guess)
         n_in = self.inputs.shape[0]
         response, green = solution[:, :n_in], solution[:, n_in:]
-        return response, green, Measurement(transfer=response[self.outputs], solution=solution)
+        return response, green, Measurement(response[self.outputs], solution, info.converged)
 
     def free_and_nudge(self, k: Float[Array, " edges"], eta):
         """Free state and clamped-minus-free difference for the step's examples.

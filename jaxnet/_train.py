@@ -123,7 +123,7 @@ def train(
         return Physics(net, task.inputs, task.outputs, task.ground, x, y, method, guess)
 
     def step(carry, step_key, *, logged):
-        k, state, guess = carry
+        k, state, guess, converged = carry
         batch_key, rule_key = jax.random.split(step_key)
         if batch_size is None:
             x, y = x_train, y_train
@@ -131,7 +131,7 @@ def train(
             pick = jax.random.choice(batch_key, n_train, (batch_size,), replace=False)
             x, y = x_train[pick], y_train[pick]
         k_new, state, meas = rule.update(rule_key, k, physics(x, y, guess), state)
-        carry = (k_new, state, meas.solution)
+        carry = (k_new, state, meas.solution, converged & meas.converged)
         if not logged:
             return carry, None
         cosine = jnp.nan
@@ -150,15 +150,16 @@ def train(
     step_keys = jax.random.split(loop_key, steps)
     n_full, rest = divmod(steps, log_every)
     n_columns = task.inputs.shape[0] + task.outputs.shape[0]
-    carry = (k0, rule.init(init_key, k0), jnp.zeros((net.n_nodes, n_columns), dtype))
+    carry = (k0, rule.init(init_key, k0), jnp.zeros((net.n_nodes, n_columns), dtype), jnp.array(True))
     chunk_keys = step_keys[: n_full * log_every].reshape((n_full, log_every) + step_keys.shape[1:])
     carry, (transfers, cosines) = jax.lax.scan(chunk, carry, chunk_keys)
     if rest:
         carry, (t_rest, c_rest) = chunk(carry, step_keys[n_full * log_every :])
         transfers = jnp.concatenate([transfers, t_rest[None]])
         cosines = jnp.concatenate([cosines, jnp.asarray(c_rest, cosines.dtype)[None]])
-    k_final, _, guess = carry
-    final = physics(x_train, y_train, guess).responses(k_final)[2].transfer
+    k_final, _, guess, converged = carry
+    final_meas = physics(x_train, y_train, guess).responses(k_final)[2]
+    final = final_meas.transfer
     transfers = jnp.concatenate([transfers, final[None]])
     cosines = jnp.concatenate([cosines, jnp.full((1,), jnp.nan, cosines.dtype)])
     logged_steps = np.minimum(np.arange(transfers.shape[0]) * log_every, steps)
@@ -182,10 +183,16 @@ def train(
         test_accuracy=test_accuracy,
         cosine=cosines if track_cosine else None,
     )
-    # Guard every output, so the check survives whichever part the caller keeps.
-    return eqx.error_if(
+    # Guard every output, so the checks survive whichever part the caller keeps.
+    result = eqx.error_if(
         result,
         ~(jnp.all(jnp.isfinite(k_final)) & jnp.all(jnp.isfinite(transfers))),
         "jaxnet.train: non-finite conductances or voltages. Check the task's examples for "
         "NaN/inf and that no node is floating.",
+    )
+    return eqx.error_if(
+        result,
+        ~(converged & final_meas.converged),
+        "jaxnet.train: the CG solver hit its iteration cap; the network may be very badly "
+        "conditioned (conductances spanning many decades). Try method='dense' or float64.",
     )

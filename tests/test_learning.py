@@ -353,3 +353,12 @@ def test_non_finite_examples_are_refused(setup):
     assert np.all(np.isfinite(run(task.x_train)))
     with pytest.raises(ValueError, match="non-finite conductances or voltages"):
         run(x_bad).block_until_ready()
+
+
+def test_cg_that_cannot_converge_is_an_error_not_a_wrong_answer():
+    net = jn.square_lattice(12, 12)
+    task = jn.regression_task(jax.random.key(0), net)
+    k0 = 10.0 ** jax.random.uniform(jax.random.key(1), (net.n_edges,), minval=-6, maxval=6)  # 12 decades
+    rule = jn.rules.coupled_learning(alpha=0.01, eta=0.1)
+    with pytest.raises(eqx.EquinoxRuntimeError, match="CG solver hit its iteration cap"):
+        jn.train(net, task, rule, k0.astype(jnp.float32), key=jax.random.key(0), steps=2, method="cg")
