@@ -12,6 +12,7 @@ from ._generators import (
     triangular_lattice as triangular_lattice,
 )
 from ._network import Network as Network
+from ._sharding import shard_instances as shard_instances
 from ._solver import DENSE_MAX_NODES as DENSE_MAX_NODES, solve as solve
 from . import rules as rules
 from ._states import (

@@ -1,0 +1,41 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import jaxnet as jn
+
+
+def test_shard_instances_refuses_indivisible_batch():
+    n = len(jax.devices())
+    with pytest.raises(ValueError, match="divisible"):
+        jn.shard_instances(jnp.ones((n + 1, 3)) if n > 1 else jnp.ones(()))
+
+
+def test_sharded_training_equals_unsharded_on_two_cpu_devices():
+    """Two host devices in a fresh process: sharded vmap(train) gives the unsharded result."""
+    script = textwrap.dedent(
+        """
+        import jax, jax.numpy as jnp, numpy as np
+        import jaxnet as jn
+        assert len(jax.devices()) == 2
+        net = jn.square_lattice(5, 5)
+        task = jn.regression_task(jax.random.key(0), net)
+        rule = jn.rules.desync(jn.rules.coupled_learning(alpha=0.1, eta=0.1), 0.5)
+        k0 = jnp.ones((4, net.n_edges)); keys = jax.random.split(jax.random.key(1), 4)
+        run = jax.jit(jax.vmap(lambda k, key: jn.train(net, task, rule, k, key=key, steps=20).conductances))
+        sk0, skeys = jn.shard_instances((k0, keys))
+        sharded = run(sk0, skeys)
+        assert len(sharded.sharding.device_set) == 2, sharded.sharding
+        np.testing.assert_allclose(np.asarray(sharded), np.asarray(run(k0, keys)), rtol=1e-6)
+        print("ok")
+        """
+    )
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("ok")
