@@ -26,6 +26,7 @@ BATCHES = (1, 64, 1024)
 EXAMPLES = 20
 # Skip jaxnet runs whose dense memory (b * n^2 floats) or work would not fit a small machine.
 MAX_DENSE_BYTES = 4e9
+MAX_CG_NODES = 1e6  # cold CG solves of b instances x n nodes beyond this take minutes on 2 cores
 
 
 def run(sizes=SIZES, batches=BATCHES, dtype=jnp.float32):
@@ -45,6 +46,8 @@ def run(sizes=SIZES, batches=BATCHES, dtype=jnp.float32):
         base_s = time_call(lambda: [sys.solve(k, np.asarray(values, float), solver) for k in few]) / len(few)
         for b in batches:
             if method == "dense" and b * n * n * 4 > MAX_DENSE_BYTES:
+                continue
+            if method == "cg" and b * n > MAX_CG_NODES:
                 continue
             ks = ks_all[:b]
             fn = jax.vmap(lambda k: jn.solve(net, k, fixed, values))

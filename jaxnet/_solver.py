@@ -40,7 +40,7 @@ from ._network import Network, connected_components
 Method = Literal["auto", "dense", "cg"]
 
 #: `method="auto"` uses the dense Cholesky path up to this many nodes and CG above it.
-DENSE_MAX_NODES = 1024
+DENSE_MAX_NODES = 200
 
 
 def resolve_method(net: Network, method: Method) -> Literal["dense", "cg"]:
