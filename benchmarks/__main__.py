@@ -28,7 +28,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes only; nothing written")
     args = parser.parse_args(argv)
-    machine = f"{machine_name()}-{os.cpu_count()}cores"
+    machine = machine_name()
     results = {"machine": machine, "jax": jax.__version__, "python": platform.python_version(),
                "devices": len(jax.devices())}
     print(f"== workloads (float32) on {machine}, {len(jax.devices())} JAX devices")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import jax
@@ -32,7 +33,8 @@ def time_jax(fn, *args, min_time: float = 0.3):
 
 
 def machine_name() -> str:
-    """A short name for this machine's backend, for results files."""
+    """A short name for this machine, for results files: ``cpu-2cores``, ``gpu-nvidia_h200-1dev``."""
     device = jax.devices()[0]
-    kind = device.device_kind.replace(" ", "_").lower()
-    return f"{device.platform}-{kind}-{jax.device_count()}dev"
+    if device.platform == "cpu":
+        return f"cpu-{os.cpu_count()}cores"
+    return f"{device.platform}-{device.device_kind.replace(' ', '_').lower()}-{jax.device_count()}dev"

@@ -21,8 +21,7 @@ import numpy as np
 import jaxnet as jn
 
 from ._timing import machine_name, time_jax
-from .train import workload
-from .workloads import ALPHA, ETA
+from .workloads import ALPHA, ETA, workload
 
 
 def main(instances: int = 65_536, steps: int = 200) -> dict:

@@ -26,6 +26,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import scipy.linalg.lapack
 import scipy.sparse
 
@@ -35,10 +36,35 @@ from jaxnet._train import _extrapolate, _remember
 
 from . import baselines
 from ._timing import time_call, time_jax
-from .train import check, rules, workload
 
 PUBLIC = {"W64": 3400.0, "W1024": 200.0, "W64 gradient": 190.0}
-ALPHA, ETA = 0.05, 1e-3
+ALPHA, ETA, LR = 0.05, 1e-3, 0.5
+
+
+def workload(n_nodes: int):
+    side = int(math.isqrt(n_nodes))
+    net = jn.square_lattice(side, side)
+    task = jn.regression_task(jax.random.key(0), net, n_train=20, n_test=0)
+    return net, task
+
+
+def rules():
+    return {
+        "coupled": (jn.rules.coupled_learning(alpha=ALPHA, eta=ETA),
+                    lambda net, task: baselines.CoupledLearningNumpy(net, task, ALPHA, ETA)),
+        "gradient": (jn.rules.gradient_descent(optax.sgd(LR)),
+                     lambda net, task: baselines.GradientDescentNumpy(net, task, LR)),
+    }
+
+
+def check(net, task, rule, baseline, steps=20):
+    with jax.enable_x64(True):
+        k = jnp.ones(net.n_edges, jnp.float64)
+        ours = jn.train(net, task, rule, k, key=jax.random.key(0), steps=steps, log_every=steps).conductances
+    ref = baseline.run(np.ones(net.n_edges), steps)
+    err = float(np.abs(np.asarray(ours) - ref).max() / np.abs(ref).max())
+    assert err < 1e-8, f"jaxnet and the baseline disagree after {steps} steps: {err}"
+    return err
 
 
 def _train_fn(net, task, rule, steps, method="auto"):

@@ -1,0 +1,26 @@
+"""The benchmarks' baselines must compute what jaxnet computes, or their ratios mean nothing."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxnet as jn
+from benchmarks import baselines, workloads
+
+
+@pytest.mark.parametrize("solver", baselines.SOLVERS)
+def test_baseline_solvers_agree_with_jaxnet(solver):
+    net = jn.disordered_network(jax.random.key(0), 80, 4.0)
+    k = jax.random.uniform(jax.random.key(1), (net.n_edges,), minval=0.5, maxval=2.0)
+    fixed, values = jnp.array([3, 40, 77]), jax.random.normal(jax.random.key(2), (6, 3))
+    ours = jn.solve(net, k, fixed, values)
+    ref = baselines.Kirchhoff(net.senders, net.receivers, net.n_nodes, np.asarray(fixed)).solve(np.asarray(k), np.asarray(values), solver)
+    np.testing.assert_allclose(ours, ref, atol=1e-10)
+
+
+@pytest.mark.parametrize("rule_name", ["coupled", "gradient"])
+def test_training_baselines_reproduce_jaxnet(rule_name):
+    net, task = workloads.workload(64)
+    rule, make_baseline = workloads.rules()[rule_name]
+    assert workloads.check(net, task, rule, make_baseline(net, task), steps=10) < 1e-8
