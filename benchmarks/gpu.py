@@ -24,7 +24,7 @@ from ._timing import machine_name, time_jax
 from .workloads import ALPHA, ETA, workload
 
 
-def main(instances: int = 65_536, steps: int = 200) -> dict:
+def main(instances: int = 65_536, steps: int = 200, out_dir: str | None = None) -> dict:
     net, task = workload(64)
     rule = jn.rules.coupled_learning(alpha=ALPHA, eta=ETA)
     k0 = jnp.ones((instances, net.n_edges), jnp.float32)
@@ -50,7 +50,8 @@ def main(instances: int = 65_536, steps: int = 200) -> dict:
         print(f"{method:>6}: compile {compile_s:.1f} s, run {run_s:.2f} s, "
               f"{instances * steps / run_s:.3g} network-steps/s", flush=True)
     results["dense_vs_cg_max_rel_diff"] = float(np.abs(finals["dense"] - finals["cg"]).max() / np.abs(finals["dense"]).max())
-    path = os.path.join(os.path.dirname(__file__), "results", f"gpu-{results['machine']}.json")
+    out_dir = os.path.join(os.path.dirname(__file__), "results") if out_dir is None else out_dir
+    path = os.path.join(out_dir, f"gpu-{results['machine']}.json")
     with open(path, "w") as f:
         json.dump(results, f, indent=1)
     print(f"saved {path}")

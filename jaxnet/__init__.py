@@ -2,6 +2,7 @@
 
 import importlib.metadata
 
+from ._checkpoint import run_resumable as run_resumable
 from ._generators import (
     disordered_network as disordered_network,
     from_networkx as from_networkx,

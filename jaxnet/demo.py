@@ -5,8 +5,9 @@ and data) on the linear-regression task with coupled learning at p = 1, 0.5, 0.1
 (desynchronous) and with gradient descent, all vmapped over instances. Prints a table of
 final errors and writes a learning-curve figure to `out/`.
 
-Training runs in segments, each one jit-compiled call; after each segment the progress is
-saved to `out/demo_checkpoint.npz`, so an interrupted run resumes where it stopped.
+Training runs in segments, each one jit-compiled call, through `jn.run_resumable`: after each
+segment the progress is saved to `out/demo_checkpoint.npz`, so an interrupted run resumes
+where it stopped.
 """
 
 from __future__ import annotations
@@ -50,67 +51,48 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--segments", type=int, default=20, help="checkpoints (and progress-bar ticks)")
     parser.add_argument("--out", default="out")
-    parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    parser.add_argument("--fresh", action="store_true", help="delete an existing checkpoint first")
     args = parser.parse_args(argv)
-    from tqdm import tqdm
-
     os.makedirs(args.out, exist_ok=True)
-    ckpt_path = os.path.join(args.out, "demo_checkpoint.npz")
+    checkpoint = os.path.join(args.out, "demo_checkpoint.npz")
     nets, tasks = make_instances(args.instances, args.nodes, seed=0)
     n_edges = nets.senders.shape[-1]
     seg_steps = args.steps // args.segments
     print(f"{args.instances} disordered networks, {args.nodes} nodes / {n_edges} edges each; "
           f"regression y = C x, {tasks.x_train.shape[1]} examples; {args.segments} x {seg_steps} steps")
-
-    state = {"segment": 0}
-    config = np.array([args.instances, args.nodes, args.steps, args.segments])
-    if os.path.exists(ckpt_path) and not args.fresh:
-        saved = dict(np.load(ckpt_path))
-        if np.array_equal(saved["config"], config):
-            state = {key: value for key, value in saved.items() if key != "config"}
-            state["segment"] = int(state["segment"])
-            print(f"resuming from {ckpt_path} at segment {state['segment']}/{args.segments}")
+    if args.fresh and os.path.exists(checkpoint):
+        os.remove(checkpoint)
+    elif os.path.exists(checkpoint):
+        print(f"resuming from {checkpoint} (a checkpoint of another configuration is refused; --fresh)")
 
     @jax.jit
     def run_segment(k, segment):
         def one(net, task, k0, key):
-            results = {}
+            record = {}
             for name, make_rule in RULES.items():
                 r = jn.train(net, task, make_rule(), k0[name], key=jax.random.fold_in(key, segment),
                              steps=seg_steps, log_every=seg_steps)
-                results[name] = (r.conductances, r.loss[jnp.array([0, -1])], r.test_loss[jnp.array([0, -1])])
-            return results
+                k0 = {**k0, name: r.conductances}
+                record[f"{name}/loss"] = r.loss[jnp.array([0, -1])]
+                record[f"{name}/test"] = r.test_loss[-1]
+            return k0, record
 
         keys = jax.random.split(jax.random.key(1), args.instances)
         return jax.vmap(one)(nets, tasks, k, keys)
 
-    k = {name: jnp.asarray(state.get(f"k/{name}", np.ones((args.instances, n_edges)))) for name in RULES}
-    # loss/<rule>: (segments done + 1, instances): the loss at step 0, then after each segment.
-    history = {name: list(state.get(f"loss/{name}", [])) for name in RULES}
-    test_history = {name: list(state.get(f"test/{name}", [])) for name in RULES}
+    k0 = {name: jnp.ones((args.instances, n_edges)) for name in RULES}
     start = time.perf_counter()
-    for segment in tqdm(range(state["segment"], args.segments), initial=state["segment"],
-                        total=args.segments, desc="training", unit="segment"):
-        out = run_segment(k, segment)
-        for name in RULES:
-            k[name], loss, test = out[name]
-            if segment == 0:
-                history[name].append(np.asarray(loss[:, 0]))
-                test_history[name].append(np.asarray(test[:, 0]))
-            history[name].append(np.asarray(loss[:, 1]))
-            test_history[name].append(np.asarray(test[:, 1]))
-        np.savez(ckpt_path, config=config, segment=segment + 1,
-                 **{f"k/{n}": np.asarray(v) for n, v in k.items()},
-                 **{f"loss/{n}": np.stack(v) for n, v in history.items()},
-                 **{f"test/{n}": np.stack(v) for n, v in test_history.items()})
+    _, records = jn.run_resumable(run_segment, k0, args.segments, checkpoint)
     print(f"wall time {time.perf_counter() - start:.1f} s (includes compilation)")
+    # loss at step 0, then after each segment: (segments + 1, instances)
+    history = {name: np.concatenate([records[f"{name}/loss"][:1, :, 0], records[f"{name}/loss"][:, :, 1]])
+               for name in RULES}
 
     steps = np.arange(args.segments + 1) * seg_steps
     print(f"\n{'rule':<18}{'C/C0 median':>13}{'C/C0 mean':>11}{'test loss':>11}{'< 0.1 C0':>10}")
     for name in RULES:
-        loss, test = np.stack(history[name]), np.stack(test_history[name])
-        ratio = loss[-1] / loss[0]
-        print(f"{name:<18}{np.median(ratio):>13.4f}{ratio.mean():>11.4f}{test[-1].mean():>11.2e}"
+        ratio = history[name][-1] / history[name][0]
+        print(f"{name:<18}{np.median(ratio):>13.4f}{ratio.mean():>11.4f}{records[f'{name}/test'][-1].mean():>11.2e}"
               f"{(ratio < 0.1).mean():>10.0%}")
     figure = os.path.join(args.out, "demo_learning_curves.png")
     plot(steps, history, figure)

@@ -24,3 +24,13 @@ def test_training_baselines_reproduce_jaxnet(rule_name):
     net, task = workloads.workload(64)
     rule, make_baseline = workloads.rules()[rule_name]
     assert workloads.check(net, task, rule, make_baseline(net, task), steps=10) < 1e-8
+
+
+def test_gpu_script_runs_at_small_size(tmp_path):
+    """benchmarks/gpu.py must work when a GPU session comes (its device time is short)."""
+    from benchmarks import gpu
+
+    results = gpu.main(instances=8, steps=10, out_dir=str(tmp_path))
+    assert results["dense_vs_cg_max_rel_diff"] < 1e-3
+    assert results["cg"]["network_steps_per_s"] > 0
+    assert len(list(tmp_path.glob("gpu-*.json"))) == 1

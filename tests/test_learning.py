@@ -126,6 +126,16 @@ def test_discrete_stays_on_grid_with_lab_noise(setup):
         jn.train(net, task, rule, jnp.full(net.n_edges, 0.5), key=jax.random.key(0), steps=2)
 
 
+def test_discrete_grid_check_accepts_float32_levels():
+    for spacing in ("linear", "geometric"):
+        rule = jn.rules.discrete(0.1, 1024, 0.01, 100.0, spacing=spacing)
+        levels32 = rule.levels.astype(jnp.float32)
+        rule.init(jax.random.key(0), levels32)  # every level, in float32: accepted
+        np.testing.assert_array_equal(rule.state_index(levels32), np.arange(1024))
+        with pytest.raises(ValueError, match="edge 3"):
+            rule.init(jax.random.key(0), levels32.at[3].set((levels32[3] + levels32[4]) / 2))
+
+
 # ---------------------------------------------------------------- coupled learning vs gradient
 
 
