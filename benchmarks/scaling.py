@@ -8,7 +8,6 @@ size (dense inverse/Cholesky up to 256 nodes, SuperLU above). Run: `python -m be
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import jaxnet as jn

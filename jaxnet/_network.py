@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.sparse
@@ -119,6 +120,15 @@ class Network(eqx.Module):
             n_nodes=n,
             positions=pos,
         )
+
+
+def is_concrete(*xs) -> bool:
+    """True when none of `xs` is a JAX tracer, i.e. Python can look at their values.
+
+    Every value check in jaxnet that raises `ValueError` runs only then; under `jit`/`vmap`
+    the in-graph checks (`equinox.error_if`) take over.
+    """
+    return not any(isinstance(x, jax.core.Tracer) for x in xs)
 
 
 def connected_components(edges: np.ndarray, n_nodes: int) -> np.ndarray:

@@ -29,13 +29,12 @@ from __future__ import annotations
 from typing import Literal
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from ._network import Network, connected_components
+from ._network import Network, connected_components, is_concrete
 
 Method = Literal["auto", "dense", "cg"]
 
@@ -210,10 +209,6 @@ def unit_rhs(net: Network, k: Float[Array, " edges"], free, nodes: Int[Array, " 
     return e - free[:, None] * laplacian_apply(net, k, e)
 
 
-def _is_concrete(*xs) -> bool:
-    return not any(isinstance(x, jax.core.Tracer) for x in xs)
-
-
 def check_conductances(net: Network, k) -> None:
     """Python-time check of a concrete conductance vector; raises `ValueError`."""
     k = np.asarray(k)
@@ -320,7 +315,7 @@ def solve(
             f"fixed_values must have shape (..., {fixed_nodes.shape[0]}) to match fixed_nodes; "
             f"got {fixed_values.shape}."
         )
-    if _is_concrete(k, fixed_nodes, fixed_values, net.senders):
+    if is_concrete(k, fixed_nodes, fixed_values, net.senders):
         check_conductances(net, k)
         check_fixed_nodes(net, fixed_nodes)
         if not np.all(np.isfinite(np.asarray(fixed_values))):

@@ -11,14 +11,10 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from ._generators import random_terminals
-from ._network import Network
+from ._network import Network, is_concrete
 
 #: Default target matrix of the regression task, `y = C x` (from the coupled-learning papers).
 REGRESSION_MATRIX = ((0.2, 0.3), (0.1, 0.5))
-
-
-def _concrete(*xs) -> bool:
-    return not any(isinstance(x, jax.core.Tracer) for x in xs)
 
 
 class Task(eqx.Module):
@@ -75,9 +71,9 @@ class Task(eqx.Module):
                 raise ValueError(f"y_{name} must have shape (examples, {n_out}) for {n_out} outputs; got {y.shape}.")
             if x.shape[0] != y.shape[0] or x.shape[0] == 0:
                 raise ValueError(f"x_{name} and y_{name} must hold the same, non-zero number of examples; got {x.shape[0]} and {y.shape[0]}.")
-            if _concrete(x, y) and not (np.all(np.isfinite(np.asarray(x))) and np.all(np.isfinite(np.asarray(y)))):
+            if is_concrete(x, y) and not (np.all(np.isfinite(np.asarray(x))) and np.all(np.isfinite(np.asarray(y)))):
                 raise ValueError(f"x_{name} or y_{name} holds a non-finite value (NaN or inf).")
-        if _concrete(self.inputs, self.outputs, self.ground):
+        if is_concrete(self.inputs, self.outputs, self.ground):
             nodes = np.concatenate([self.inputs, self.outputs, self.ground])
             values, counts = np.unique(nodes, return_counts=True)
             if (counts > 1).any():
@@ -88,7 +84,7 @@ class Task(eqx.Module):
 
     def check(self, net: Network) -> None:
         """Raise `ValueError` if a terminal is out of range for `net` (concrete values only)."""
-        if not _concrete(self.inputs, self.outputs, self.ground):
+        if not is_concrete(self.inputs, self.outputs, self.ground):
             return
         for name, nodes in (("inputs", self.inputs), ("outputs", self.outputs), ("ground", self.ground)):
             bad = (np.asarray(nodes) < 0) | (np.asarray(nodes) >= net.n_nodes)

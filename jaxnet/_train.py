@@ -8,11 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from ._network import Network
+from ._network import Network, is_concrete
 from ._solver import Method, check_conductances, check_no_floating
 from ._states import Physics, transfer_loss
 from ._tasks import Task
-from .rules._base import Rule, is_concrete
+from .rules._base import Rule
 
 
 class TrainResult(eqx.Module):

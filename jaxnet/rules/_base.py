@@ -10,6 +10,7 @@ import jax
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._network import is_concrete
 from .._states import Measurement, Physics
 
 
@@ -35,11 +36,6 @@ class Rule(eqx.Module):
 def clip(k, k_min, k_max):
     """Clip conductances to `[k_min, k_max]`."""
     return jax.numpy.clip(k, k_min, k_max)
-
-
-def is_concrete(*xs) -> bool:
-    """True when none of `xs` is a tracer (so Python-time value checks apply)."""
-    return not any(isinstance(x, jax.core.Tracer) for x in xs)
 
 
 def check_positive(name: str, value) -> None:

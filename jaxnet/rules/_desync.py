@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._base import Rule, is_concrete
+from .._network import is_concrete
+from ._base import Rule
 
 # The mask key is folded from the step key, so the wrapped rule sees the very key it would see
 # unwrapped, and p = 1 reproduces it bit for bit.

@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._base import Rule, check_positive, is_concrete
+from .._network import is_concrete
+from ._base import Rule, check_positive
 from ._coupled import contrast
 
 
