@@ -69,16 +69,29 @@ class Physics(eqx.Module):
         response, green = solution[:, :n_in], solution[:, n_in:]
         return response, green, Measurement(response[self.outputs], solution, info.converged)
 
+    def _nudge(self, k, eta):
+        """Responses, Green's functions, and the weights `(G_OO)^-1 eta (y - V_O^F)` (n_out, B)."""
+        response, green, meas = self.responses(k)
+        nudge = eta * (self.y - self.x @ meas.transfer.T)  # (B, n_out)
+        return response, green, jnp.linalg.solve(green[self.outputs], nudge.T), meas
+
     def free_and_nudge(self, k: Float[Array, " edges"], eta):
         """Free state and clamped-minus-free difference for the step's examples.
 
         **Returns:** `(V_F, dV, measurement)` with `V_F` and `dV = V_C - V_F` of shape `(B, N)`.
         """
-        response, green, meas = self.responses(k)
-        free_state = self.x @ response.T
-        nudge = eta * (self.y - free_state[:, self.outputs])  # (B, n_out)
-        weights = jnp.linalg.solve(green[self.outputs], nudge.T)  # (n_out, B)
-        return free_state, (green @ weights).T, meas
+        response, green, weights, meas = self._nudge(k, eta)
+        return self.x @ response.T, (green @ weights).T, meas
+
+    def free_and_nudge_drops(self, k: Float[Array, " edges"], eta):
+        """Edge drops of the free state and of `V_C - V_F`, each `(B, E)`, and the measurement.
+
+        The same as `edge_drops` of `free_and_nudge`'s states, but the drops are taken on the
+        `n_in + n_out` solution columns and the examples superposed after, so the per-edge work
+        does not grow with the number of examples.
+        """
+        response, green, weights, meas = self._nudge(k, eta)
+        return self.x @ edge_drops(self.net, response.T), weights.T @ edge_drops(self.net, green.T), meas
 
     def loss(self, k: Float[Array, " edges"]):
         """Loss on the step's examples, differentiable through the solver; aux: the measurement."""

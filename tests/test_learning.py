@@ -372,3 +372,13 @@ def test_cg_that_cannot_converge_is_an_error_not_a_wrong_answer():
     rule = jn.rules.coupled_learning(alpha=0.01, eta=0.1)
     with pytest.raises(eqx.EquinoxRuntimeError, match="CG solver hit its iteration cap"):
         jn.train(net, task, rule, k0.astype(jnp.float32), key=jax.random.key(0), steps=2, method="cg")
+
+
+def test_nudge_drops_equal_drops_of_the_states(setup):
+    net, task, _ = setup
+    k = jax.random.uniform(jax.random.key(3), (net.n_edges,), minval=0.5, maxval=2.0)
+    physics = physics_for(net, task)
+    free, delta, _ = physics.free_and_nudge(k, 0.2)
+    drop_free, drop_delta, _ = physics.free_and_nudge_drops(k, 0.2)
+    np.testing.assert_allclose(drop_free, jn.edge_drops(net, free), atol=1e-12)
+    np.testing.assert_allclose(drop_delta, jn.edge_drops(net, delta), atol=1e-12)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._states import edge_drops
 from ._base import Rule, check_bounds, check_positive, clip
 
 
@@ -15,9 +14,7 @@ def contrast(physics, k, eta):
     Computed as `-(2 dV_F + dd) dd` with `dd = dV_C - dV_F` taken straight from the solver, so
     it keeps its relative accuracy in float32 at small `eta`.
     """
-    free_state, delta, meas = physics.free_and_nudge(k, eta)
-    drop_free = edge_drops(physics.net, free_state)
-    drop_delta = edge_drops(physics.net, delta)
+    drop_free, drop_delta, meas = physics.free_and_nudge_drops(k, eta)
     return -jnp.mean((2 * drop_free + drop_delta) * drop_delta, axis=0), meas
 
 
