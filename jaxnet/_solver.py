@@ -323,15 +323,20 @@ def solve(
         check_no_floating(net, k, fixed_nodes)
     dtype = jnp.result_type(k.dtype, fixed_values.dtype, float)
     k = k.astype(dtype)
-    k = eqx.error_if(k, ~jnp.all(jnp.isfinite(k)), "jaxnet.solve: a conductance is not finite.")
-    k = eqx.error_if(k, jnp.any(k < 0), "jaxnet.solve: a conductance is negative.")
     free = free_mask(net, fixed_nodes, dtype)
     response, info = solve_system(net, k, free, unit_rhs(net, k, free, fixed_nodes), method=method)
-    response = eqx.error_if(
-        response,
+    # One combined in-graph check (one branch, one callback) rather than one per condition.
+    failures = jnp.stack([
+        ~jnp.all(jnp.isfinite(k)),
+        jnp.any(k < 0),
         ~jnp.all(jnp.isfinite(response)),
+        ~info.converged,
+    ])
+    response = eqx.branched_error_if(response, jnp.any(failures), jnp.argmax(failures), [
+        "jaxnet.solve: a conductance is not finite.",
+        "jaxnet.solve: a conductance is negative.",
         "jaxnet.solve: non-finite voltages. Is a node floating (no path of positive "
         "conductance to a fixed node)?",
-    )
-    response = eqx.error_if(response, ~info.converged, "jaxnet.solve: CG did not converge.")
+        "jaxnet.solve: CG did not converge.",
+    ])
     return fixed_values.astype(dtype) @ response.T
