@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._network import Network
-from ._solver import Method, free_mask, solve_system, unit_rhs
+from ._solver import CGInfo, Method, free_mask, solve_system, unit_rhs
 
 
 class Measurement(eqx.Module):
@@ -32,12 +32,13 @@ class Measurement(eqx.Module):
 
     - `transfer`: `(n_out, n_in)` output volts per input volt, `V_O = transfer @ x`.
     - `solution`: `(N, n_in + n_out)` the solver's columns `[R | G]` (a CG warm start).
-    - `converged`: False if the CG path stopped at its iteration cap (always True for dense).
+    - `info`: the solver's `CGInfo` (iterations taken; `converged` is False if CG stopped at
+      its iteration cap; 0 iterations and True for the dense path).
     """
 
     transfer: Float[Array, "outputs inputs"]
     solution: Float[Array, "nodes cols"]
-    converged: Array
+    info: CGInfo
 
 
 class Physics(eqx.Module):
@@ -67,7 +68,7 @@ class Physics(eqx.Module):
         solution, info = solve_system(self.net, k, free, rhs, method=self.method, x0=self.guess)
         n_in = self.inputs.shape[0]
         response, green = solution[:, :n_in], solution[:, n_in:]
-        return response, green, Measurement(response[self.outputs], solution, info.converged)
+        return response, green, Measurement(response[self.outputs], solution, info)
 
     def _nudge(self, k, eta):
         """Responses, Green's functions, and the weights `(G_OO)^-1 eta (y - V_O^F)` (n_out, B)."""

@@ -148,7 +148,7 @@ def train(
             pick = jax.random.choice(batch_key, n_train, (batch_size,), replace=False)
             x, y = x_train[pick], y_train[pick]
         k_new, state, meas = rule.update(rule_key, k, physics(x, y, guess), state)
-        carry = (k_new, state, _remember(warm, meas.solution), converged & meas.converged)
+        carry = (k_new, state, _remember(warm, meas.solution), converged & meas.info.converged)
         if not logged:
             return carry, None
         cosine = jnp.nan
@@ -210,7 +210,7 @@ def train(
     )
     return eqx.error_if(
         result,
-        ~(converged & final_meas.converged),
+        ~(converged & final_meas.info.converged),
         "jaxnet.train: the CG solver hit its iteration cap; the network may be very badly "
         "conditioned (conductances spanning many decades). Try method='dense' or float64.",
     )
