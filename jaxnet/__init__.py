@@ -2,7 +2,8 @@
 
 import importlib.metadata
 
-from ._checkpoint import run_resumable as run_resumable
+from ._checkpoint import fingerprint as fingerprint, run_resumable as run_resumable
+from ._config import ConfigError as ConfigError, SweepConfig as SweepConfig, load_config as load_config
 from ._generators import (
     disordered_network as disordered_network,
     from_networkx as from_networkx,
@@ -13,6 +14,7 @@ from ._generators import (
     triangular_lattice as triangular_lattice,
 )
 from ._network import Network as Network
+from ._plot import plot_sweep as plot_sweep
 from ._sharding import shard_instances as shard_instances
 from ._solver import DENSE_MAX_NODES as DENSE_MAX_NODES, solve as solve
 from . import rules as rules
@@ -34,6 +36,12 @@ from ._tasks import (
     load_iris as load_iris,
     regression_task as regression_task,
 )
-from ._train import TrainResult as TrainResult, train as train
+from ._sweep import (
+    SweepError as SweepError,
+    load_conductances as load_conductances,
+    load_sweep as load_sweep,
+    sweep as sweep,
+)
+from ._train import TrainResult as TrainResult, TrainState as TrainState, initial_state as initial_state, train as train
 
 __version__ = importlib.metadata.version("jaxnet")

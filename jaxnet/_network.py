@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.sparse
-import scipy.sparse.csgraph
 from jaxtyping import Array, ArrayLike, Float, Int
+
+from ._checks import connected_components
 
 
 class Network(eqx.Module):
@@ -120,26 +119,3 @@ class Network(eqx.Module):
             n_nodes=n,
             positions=pos,
         )
-
-
-def is_concrete(*xs) -> bool:
-    """True when none of `xs` is a JAX tracer, i.e. Python can look at their values.
-
-    Every value check in jaxnet that raises `ValueError` runs only then; under `jit`/`vmap`
-    the in-graph checks (`equinox.error_if`) take over.
-    """
-    return not any(isinstance(x, jax.core.Tracer) for x in xs)
-
-
-def connected_components(edges: np.ndarray, n_nodes: int) -> np.ndarray:
-    """Label each node with its connected component.
-
-    **Arguments:** `edges` int `(E, 2)`; `n_nodes`.
-
-    **Returns:** int `(n_nodes,)` component labels `0..C-1`.
-    """
-    edges = np.asarray(edges)
-    adjacency = scipy.sparse.coo_matrix(
-        (np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n_nodes, n_nodes)
-    )
-    return scipy.sparse.csgraph.connected_components(adjacency, directed=False)[1]

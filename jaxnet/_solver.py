@@ -34,7 +34,8 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from ._network import Network, connected_components, is_concrete
+from ._checks import check_conductances, check_fixed_nodes, check_no_floating, is_concrete
+from ._network import Network
 
 Method = Literal["auto", "dense", "cg"]
 
@@ -207,53 +208,6 @@ def unit_rhs(net: Network, k: Float[Array, " edges"], free, nodes: Int[Array, " 
     """
     e = jnp.zeros((net.n_nodes, nodes.shape[0]), k.dtype).at[nodes, jnp.arange(nodes.shape[0])].set(1)
     return e - free[:, None] * laplacian_apply(net, k, e)
-
-
-def check_conductances(net: Network, k) -> None:
-    """Python-time check of a concrete conductance vector; raises `ValueError`."""
-    k = np.asarray(k)
-    if k.shape[-1:] != (net.n_edges,):
-        raise ValueError(
-            f"conductances must have shape (..., {net.n_edges}) (one per edge); got {k.shape}."
-        )
-    bad = ~np.isfinite(k)
-    if bad.any():
-        raise ValueError(f"conductance of edge {int(np.argwhere(bad)[0, -1])} is not finite.")
-    if (k < 0).any():
-        e = int(np.argwhere(k < 0)[0, -1])
-        raise ValueError(f"conductance of edge {e} is negative ({k.reshape(-1, k.shape[-1])[:, e].min()}).")
-
-
-def check_fixed_nodes(net: Network, fixed_nodes, name: str = "fixed_nodes") -> None:
-    """Python-time check of a concrete fixed-node list; raises `ValueError`."""
-    f = np.asarray(fixed_nodes)
-    if f.ndim != 1 or f.size == 0:
-        raise ValueError(
-            f"{name} must be a non-empty 1-D int array; got shape {f.shape}. At least one node "
-            "must be held at a given voltage (e.g. ground), or voltages are undetermined."
-        )
-    if not np.issubdtype(f.dtype, np.integer):
-        raise ValueError(f"{name} must hold integer node ids; got dtype {f.dtype}.")
-    out = (f < 0) | (f >= net.n_nodes)
-    if out.any():
-        raise ValueError(f"{name} holds node {int(f[out][0])}, out of range for {net.n_nodes} nodes.")
-    if len(np.unique(f)) != len(f):
-        raise ValueError(f"{name} lists a node twice: {f.tolist()}.")
-
-
-def check_no_floating(net: Network, k, fixed_nodes) -> None:
-    """Python-time check that every node has a path of positive conductance to a fixed node."""
-    k = np.asarray(k).reshape(-1, net.n_edges)
-    edges = np.stack([np.asarray(net.senders), np.asarray(net.receivers)], axis=1)
-    anchor = np.asarray(fixed_nodes)
-    for ki in k:
-        labels = connected_components(edges[ki > 0], net.n_nodes)
-        floating = ~np.isin(labels, labels[anchor])
-        if floating.any():
-            raise ValueError(
-                f"node {int(np.flatnonzero(floating)[0])} is floating: no path of positive "
-                f"conductance joins it to a fixed node ({int(floating.sum())} such nodes)."
-            )
 
 
 def solve(

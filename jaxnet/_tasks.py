@@ -11,7 +11,8 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from ._generators import random_terminals
-from ._network import Network, is_concrete
+from ._checks import is_concrete
+from ._network import Network
 
 #: Default target matrix of the regression task, `y = C x` (from the coupled-learning papers).
 REGRESSION_MATRIX = ((0.2, 0.3), (0.1, 0.5))

@@ -2,43 +2,80 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from ._network import Network, is_concrete
-from ._solver import Method, check_conductances, check_no_floating
+from ._checks import check_conductances, check_no_floating, is_concrete
+from ._network import Network
+from ._solver import Method
 from ._states import Physics, transfer_loss
 from ._tasks import Task
 from .rules._base import Rule
 
 
+class TrainState(eqx.Module):
+    """Everything `train`'s loop carries from one step to the next: pass it back to continue.
+
+    `jn.train(net, task, rule, result.state, steps=S)` continues a run exactly: two calls of
+    `S` steps give the same conductances and logged losses as one call of `2 S` steps, bit for
+    bit, for every rule and under `vmap`. All fields are arrays (batched under `vmap`).
+
+    - `conductances` `(E,)`: the conductances after `step` steps.
+    - `rule_state`: the rule's state (e.g. optimizer moments, comparator offsets).
+    - `cg_guess` `(2, N, n_in + n_out)`: the last two steps' solutions, the CG warm start.
+    - `solves_seen`: how many of `cg_guess` are filled (0, 1, 2 or more).
+    - `step`: steps taken since the run began.
+    - `key`: the run's PRNG key; step `t` draws from `jax.random.fold_in(key, t)`.
+    """
+
+    conductances: Float[Array, " edges"]
+    rule_state: Any
+    cg_guess: Float[Array, "2 nodes cols"]
+    solves_seen: Int[Array, ""]
+    step: Int[Array, ""]
+    key: PRNGKeyArray
+
+
 class TrainResult(eqx.Module):
     """What `train` returns. `L` is the number of logged steps (see `steps`).
 
-    - `conductances` `(E,)`: final conductances.
-    - `steps` `(L,)`: the logged step numbers `0, log_every, ..., steps`.
+    - `state`: a `TrainState` after the last step; pass it to `train` to continue the run.
+    - `conductances` `(E,)`: final conductances (`state.conductances`).
+    - `steps` `(L,)`: the logged step numbers, counted from the start of the run:
+      `s, s + log_every, ..., s + steps` where `s` is the step the call started from.
     - `loss` `(L,)`: training loss (full training set) at those steps.
     - `test_loss` `(L,)` or None: test loss at those steps, if the task has test data.
     - `accuracy`, `test_accuracy` `(L,)` or None: fraction classified right (classification).
     - `cosine` `(L,)` or None: cosine between the step's change of `k` and `-grad` of the
       training loss, at each logged step but the last (the last entry is NaN, no step follows);
       only with `track_cosine=True`.
+    - `at_bound` `(L,)`: fraction of edges whose conductance sits at `k_min` or `k_max`.
+    - `cg_iterations`: CG iterations summed over this call's steps (0 on the dense path).
     """
 
-    conductances: Float[Array, " edges"]
+    state: TrainState
     steps: Int[Array, " logged"]
     loss: Float[Array, " logged"]
+    at_bound: Float[Array, " logged"]
+    cg_iterations: Int[Array, ""]
     test_loss: Float[Array, " logged"] | None = None
     accuracy: Float[Array, " logged"] | None = None
     test_accuracy: Float[Array, " logged"] | None = None
     cosine: Float[Array, " logged"] | None = None
 
     @property
+    def conductances(self) -> Float[Array, " edges"]:
+        """Final conductances `(E,)`."""
+        return self.state.conductances
+
+    @property
     def normalized_loss(self) -> Float[Array, " logged"]:
-        """`C / C0`: training loss relative to its value at step 0."""
+        """`C / C0`: training loss relative to its value at the first logged step."""
         return self.loss / self.loss[..., :1]
 
 
@@ -52,23 +89,37 @@ def _cosine(a, b):
     return jnp.where(norm > 0, jnp.sum(a * b) / jnp.where(norm > 0, norm, 1), 0.0)
 
 
-def _extrapolate(warm):
+def _extrapolate(state: TrainState):
     """CG warm start: linear extrapolation of the last two solutions (the last one at first).
 
     Conductances change smoothly from step to step, so this first-order guess cuts the CG
     iterations per step about threefold against reusing the last solution (measured on a
     32x32 grid: 31 -> 10). The dense path ignores it.
     """
-    previous, before, seen = warm
-    return jnp.where(seen >= 2, 2 * previous - before, previous)
+    previous, before = state.cg_guess[0], state.cg_guess[1]
+    return jnp.where(state.solves_seen >= 2, 2 * previous - before, previous)
 
 
-def _remember(warm, solution):
-    previous, _, seen = warm
-    return solution, previous, seen + 1
+def initial_state(net: Network, task: Task, rule: Rule, k0: Float[Array, " edges"], key: PRNGKeyArray) -> TrainState:
+    """The `TrainState` of a new run at conductances `k0` `(E,)` with PRNG `key`, at step 0.
+
+    `train(net, task, rule, initial_state(net, task, rule, k0, key), ...)` is exactly
+    `train(net, task, rule, k0, key=key, ...)`: useful to build the states of a batch of runs
+    once, then advance them in segments.
+    """
+    init_key, loop_key = jax.random.split(key)
+    n_columns = task.inputs.shape[0] + task.outputs.shape[0]
+    return TrainState(
+        conductances=k0,
+        rule_state=rule.init(init_key, k0),
+        cg_guess=jnp.zeros((2, net.n_nodes, n_columns), k0.dtype),
+        solves_seen=jnp.int32(0),
+        step=jnp.int32(0),
+        key=loop_key,
+    )
 
 
-def _check(net, task, rule, k0, steps, batch_size, log_every):
+def _check(net, task, rule, start, key, steps, batch_size, log_every):
     if not isinstance(rule, Rule):
         raise ValueError(f"rule must be a jaxnet rule (jn.rules.*); got {type(rule).__name__}.")
     if steps < 1 or log_every < 1:
@@ -76,6 +127,14 @@ def _check(net, task, rule, k0, steps, batch_size, log_every):
     n_train = task.x_train.shape[0]
     if batch_size is not None and not 1 <= batch_size <= n_train:
         raise ValueError(f"batch_size must be None or between 1 and {n_train} (training examples); got {batch_size}.")
+    if isinstance(start, TrainState):
+        if key is not None:
+            raise ValueError("a TrainState carries its own key: pass key=None when continuing a run.")
+        k0 = start.conductances
+    else:
+        if key is None:
+            raise ValueError("train needs key= (a jax.random.key) when starting from conductances.")
+        k0 = start
     if jnp.shape(k0) != (net.n_edges,):
         raise ValueError(f"k0 must have shape ({net.n_edges},) (one conductance per edge); got {jnp.shape(k0)}.")
     task.check(net)
@@ -90,9 +149,9 @@ def train(
     net: Network,
     task: Task,
     rule: Rule,
-    k0: Float[Array, " edges"],
+    start: Float[Array, " edges"] | TrainState,
     *,
-    key: PRNGKeyArray,
+    key: PRNGKeyArray | None = None,
     steps: int = 1000,
     batch_size: int | None = None,
     log_every: int = 1,
@@ -102,24 +161,29 @@ def train(
     """Train one network's conductances on a task with a learning rule.
 
     Each step: pick the step's examples (all, or `batch_size` drawn without replacement from
-    the key), let the rule measure the network (one solve for free and clamped states) and
-    update `k`. Written for ONE network; batch over instances, networks of equal size, keys or
-    rule hyperparameters with `jax.vmap` at the call site, and `jax.jit` it for speed:
+    the step's key), let the rule measure the network (one solve for free and clamped states)
+    and update `k`. Written for ONE network; batch over instances, networks of equal size, keys
+    or rule hyperparameters with `jax.vmap` at the call site, and `jax.jit` it for speed:
 
     ```python
     run = jax.jit(jax.vmap(lambda k0, key: jn.train(net, task, rule, k0, key=key, steps=500)))
     result = run(k0s, keys)   # k0s (B, E), keys (B,)
     ```
 
+    To continue a run, pass its `result.state` in place of `k0` (and no key):
+    `jn.train(net, task, rule, result.state, steps=500)`. Two calls of `S` steps give exactly
+    the conductances and losses of one call of `2 S` steps.
+
     **Arguments:**
 
     - `net`, `task`: the network and the task (terminals, examples).
     - `rule`: a rule from `jn.rules`.
-    - `k0`: initial conductances `(E,)`, > 0.
-    - `key`: PRNG key; the same key gives the same result, bit for bit.
-    - `steps`: number of learning steps.
+    - `start`: initial conductances `k0` `(E,)`, > 0; or a `TrainState` to continue from.
+    - `key`: PRNG key of a new run (required with `k0`, refused with a `TrainState`); the
+      same key gives the same result, bit for bit.
+    - `steps`: number of learning steps in this call.
     - `batch_size`: None for full batch, else examples per step.
-    - `log_every`: log the losses every this many steps (and after the last step).
+    - `log_every`: log the losses every this many steps of this call (and after its last step).
     - `method`: solver path, ``"auto"``, ``"dense"`` or ``"cg"``; CG is warm-started by
       extrapolating the previous two steps' solutions.
     - `track_cosine`: also log the cosine between each logged step's change of `k` and
@@ -129,57 +193,68 @@ def train(
     already solved (its transfer matrix), so logging costs no extra solve, except one after
     the last step.
     """
-    _check(net, task, rule, k0, steps, batch_size, log_every)
-    dtype = jnp.result_type(k0, float)
-    k0 = jnp.asarray(k0, dtype)
+    _check(net, task, rule, start, key, steps, batch_size, log_every)
+    if isinstance(start, TrainState):
+        state = start
+        dtype = state.conductances.dtype
+    else:
+        dtype = jnp.result_type(start, float)
+        state = initial_state(net, task, rule, jnp.asarray(start, dtype), key)
     x_train, y_train = task.x_train.astype(dtype), task.y_train.astype(dtype)
     n_train = x_train.shape[0]
+    k_min, k_max = rule.bounds
 
     def physics(x, y, guess):
         return Physics(net, task.inputs, task.outputs, task.ground, x, y, method, guess)
 
-    def step(carry, step_key, *, logged):
-        k, state, warm, converged = carry
-        guess = _extrapolate(warm)
-        batch_key, rule_key = jax.random.split(step_key)
+    def step(carry, _, *, logged):
+        state, converged, iterations = carry
+        guess = _extrapolate(state)
+        k = state.conductances
+        batch_key, rule_key = jax.random.split(jax.random.fold_in(state.key, state.step))
         if batch_size is None:
             x, y = x_train, y_train
         else:
             pick = jax.random.choice(batch_key, n_train, (batch_size,), replace=False)
             x, y = x_train[pick], y_train[pick]
-        k_new, state, meas = rule.update(rule_key, k, physics(x, y, guess), state)
-        carry = (k_new, state, _remember(warm, meas.solution), converged & meas.info.converged)
+        k_new, rule_state, meas = rule.update(rule_key, k, physics(x, y, guess), state.rule_state)
+        new_state = TrainState(
+            conductances=k_new,
+            rule_state=rule_state,
+            cg_guess=jnp.stack([meas.solution, state.cg_guess[0]]),
+            solves_seen=state.solves_seen + 1,
+            step=state.step + 1,
+            key=state.key,
+        )
+        carry = (new_state, converged & meas.info.converged, iterations + meas.info.iterations)
         if not logged:
             return carry, None
         cosine = jnp.nan
         if track_cosine:
             grad, _ = jax.grad(physics(x_train, y_train, guess).loss, has_aux=True)(k)
             cosine = _cosine(k_new - k, -grad)
-        return carry, (meas.transfer, cosine)
+        return carry, (meas.transfer, cosine, _fraction_at_bound(k, k_min, k_max))
 
-    def chunk(carry, chunk_keys):
+    def chunk(carry, length):
         """One logged step, then the rest of the chunk unlogged."""
-        carry, out = step(carry, chunk_keys[0], logged=True)
-        carry, _ = jax.lax.scan(lambda c, kk: step(c, kk, logged=False), carry, chunk_keys[1:])
+        carry, out = step(carry, None, logged=True)
+        carry, _ = jax.lax.scan(lambda c, _: step(c, None, logged=False), carry, length=length - 1)
         return carry, out
 
-    init_key, loop_key = jax.random.split(key)
-    step_keys = jax.random.split(loop_key, steps)
     n_full, rest = divmod(steps, log_every)
-    n_columns = task.inputs.shape[0] + task.outputs.shape[0]
-    no_solution = jnp.zeros((net.n_nodes, n_columns), dtype)
-    carry = (k0, rule.init(init_key, k0), (no_solution, no_solution, jnp.int32(0)), jnp.array(True))
-    chunk_keys = step_keys[: n_full * log_every].reshape((n_full, log_every) + step_keys.shape[1:])
-    carry, (transfers, cosines) = jax.lax.scan(chunk, carry, chunk_keys)
+    carry = (state, jnp.array(True), jnp.int32(0))
+    carry, (transfers, cosines, at_bound) = jax.lax.scan(lambda c, _: chunk(c, log_every), carry, length=n_full)
     if rest:
-        carry, (t_rest, c_rest) = chunk(carry, step_keys[n_full * log_every :])
-        transfers = jnp.concatenate([transfers, t_rest[None]])
-        cosines = jnp.concatenate([cosines, jnp.asarray(c_rest, cosines.dtype)[None]])
-    k_final, _, warm, converged = carry
-    final_meas = physics(x_train, y_train, _extrapolate(warm)).responses(k_final)[2]
+        carry, last = chunk(carry, rest)
+        transfers, cosines, at_bound = (
+            jnp.concatenate([a, jnp.asarray(b, a.dtype)[None]]) for a, b in zip((transfers, cosines, at_bound), last)
+        )
+    state, converged, iterations = carry
+    final_meas = physics(x_train, y_train, _extrapolate(state)).responses(state.conductances)[2]
     final = final_meas.transfer
     transfers = jnp.concatenate([transfers, final[None]])
     cosines = jnp.concatenate([cosines, jnp.full((1,), jnp.nan, cosines.dtype)])
+    at_bound = jnp.concatenate([at_bound, _fraction_at_bound(state.conductances, k_min, k_max)[None]])
     logged_steps = np.minimum(np.arange(transfers.shape[0]) * log_every, steps)
     logged_steps[-1] = steps
 
@@ -187,30 +262,51 @@ def train(
         if x is None:
             return None, None
         x, y = x.astype(dtype), y.astype(dtype)
-        loss = jax.vmap(transfer_loss, (0, None, None))(transfers, x, y)
-        return loss, (_accuracy(transfers, x, y) if task.classification else None)
+        # lax.map, not vmap: each logged step is evaluated by the same loop body whatever the
+        # number of logged steps, so a run split into calls logs bit-identical losses.
+        def one(transfer):
+            return transfer_loss(transfer, x, y), (_accuracy(transfer, x, y) if task.classification else 0.0)
+
+        loss, accuracy = jax.lax.map(one, transfers)
+        return loss, (accuracy if task.classification else None)
 
     loss, accuracy = evaluate(x_train, y_train)
     test_loss, test_accuracy = evaluate(task.x_test, task.y_test)
     result = TrainResult(
-        conductances=k_final,
-        steps=jnp.asarray(logged_steps),
+        state=state,
+        steps=state.step - steps + jnp.asarray(logged_steps, jnp.int32),
         loss=loss,
+        at_bound=at_bound,
+        cg_iterations=iterations + final_meas.info.iterations,
         test_loss=test_loss,
         accuracy=accuracy,
         test_accuracy=test_accuracy,
         cosine=cosines if track_cosine else None,
     )
     # Guard every output, so the checks survive whichever part the caller keeps.
-    result = eqx.error_if(
+    result = _error_if(
         result,
-        ~(jnp.all(jnp.isfinite(k_final)) & jnp.all(jnp.isfinite(transfers))),
+        ~(jnp.all(jnp.isfinite(state.conductances)) & jnp.all(jnp.isfinite(transfers))),
         "jaxnet.train: non-finite conductances or voltages. Check the task's examples for "
         "NaN/inf and that no node is floating.",
     )
-    return eqx.error_if(
+    return _error_if(
         result,
         ~(converged & final_meas.info.converged),
         "jaxnet.train: the CG solver hit its iteration cap; the network may be very badly "
         "conditioned (conductances spanning many decades). Try method='dense' or float64.",
     )
+
+
+def _error_if(tree, pred, msg):
+    """`eqx.error_if` on every array leaf of `tree` but PRNG keys (which it cannot carry)."""
+    leaves, treedef = jax.tree.flatten(tree)
+    guarded = [i for i, x in enumerate(leaves) if not jnp.issubdtype(x.dtype, jax.dtypes.prng_key)]
+    checked = eqx.error_if([leaves[i] for i in guarded], pred, msg)
+    for i, x in zip(guarded, checked):
+        leaves[i] = x
+    return jax.tree.unflatten(treedef, leaves)
+
+
+def _fraction_at_bound(k, k_min, k_max):
+    return jnp.mean((k <= k_min) | (k >= k_max)).astype(k.dtype)

@@ -102,9 +102,9 @@ def test_gradient_descent_matches_numpy(setup):
 @pytest.mark.parametrize("spacing", ["linear", "geometric"])
 def test_discrete_matches_numpy(setup, spacing):
     net, task, edges = setup
-    n_states, g_min, g_max, eta, threshold = 32, 0.2, 2.0, 0.5, 1e-5
-    rule = jn.rules.discrete(eta, n_states, g_min, g_max, spacing=spacing, threshold=threshold)
-    levels = np.linspace(g_min, g_max, n_states) if spacing == "linear" else np.geomspace(g_min, g_max, n_states)
+    n_states, k_min, k_max, eta, threshold = 32, 0.2, 2.0, 0.5, 1e-5
+    rule = jn.rules.discrete(eta, n_states, k_min, k_max, spacing=spacing, threshold=threshold)
+    levels = np.linspace(k_min, k_max, n_states) if spacing == "linear" else np.geomspace(k_min, k_max, n_states)
     s0 = np.asarray(jax.random.randint(jax.random.key(5), (net.n_edges,), 8, 24))
     result = jn.train(net, task, rule, rule.levels[s0], key=jax.random.key(0), steps=40)
     s = s0.copy()
@@ -307,7 +307,7 @@ def test_rules_refuse_bad_arguments():
         (lambda: jn.rules.coupled_learning(alpha=-1.0, eta=0.1), "alpha must be > 0"),
         (lambda: jn.rules.coupled_learning(alpha=0.1, eta=0.1, k_min=2.0, k_max=1.0), "k_min must be < k_max"),
         (lambda: jn.rules.discrete(0.1, 1, 0.1, 1.0), "n_states must be >= 2"),
-        (lambda: jn.rules.discrete(0.1, 8, 1.0, 1.0), "g_min must be < g_max"),
+        (lambda: jn.rules.discrete(0.1, 8, 1.0, 1.0), "k_min must be < k_max"),
         (lambda: jn.rules.discrete(-0.1, 8, 0.1, 1.0), "eta must be > 0"),
         (lambda: jn.rules.discrete(0.1, 8, 0.1, 1.0, spacing="log"), "spacing must be"),
         (lambda: jn.rules.gradient_descent(0.1), "optax.GradientTransformation"),
@@ -341,10 +341,14 @@ def test_tasks_refuse_bad_arguments(setup):
         (dict(k0=k0.at[2].set(0.0)), "k0 must be > 0; edge 2"),
         (dict(batch_size=50), "batch_size must be None or between 1 and 10"),
         (dict(steps=0), "steps and log_every must be >= 1"),
+        (dict(key=None), "train needs key="),
     ]:
         args = dict(k0=k0, key=jax.random.key(0), steps=2) | kwargs
         with pytest.raises(ValueError, match=match):
-            jn.train(net, task, rule, **args)
+            jn.train(net, task, rule, args.pop("k0"), **args)
+    state = jn.train(net, task, rule, k0, key=jax.random.key(0), steps=2).state
+    with pytest.raises(ValueError, match="a TrainState carries its own key"):
+        jn.train(net, task, rule, state, key=jax.random.key(0), steps=2)
 
 
 def test_non_finite_examples_are_refused(setup):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._base import Rule, check_bounds, check_positive, clip
+from .._checks import check_bounds, check_positive
+from ._base import Rule, clip
 
 
 def contrast(physics, k, eta):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float
 
-from .._network import is_concrete
+from .._checks import check_probability
 from ._base import Rule
 
 # The mask key is folded from the step key, so the wrapped rule sees the very key it would see
@@ -22,8 +21,11 @@ class Desync(Rule):
     p: Float[Array, ""] | float
 
     def __check_init__(self):
-        if is_concrete(self.p) and not np.all((np.asarray(self.p) >= 0) & (np.asarray(self.p) <= 1)):
-            raise ValueError(f"p must lie in [0, 1]; got {self.p}.")
+        check_probability("p", self.p)
+
+    @property
+    def bounds(self):
+        return self.rule.bounds
 
     def init(self, key, k):
         return self.rule.init(key, k)

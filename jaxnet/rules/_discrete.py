@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._network import is_concrete
-from ._base import Rule, check_positive
+from .._checks import check_bounds, check_non_negative, check_positive, is_concrete
+from ._base import Rule
 from ._coupled import contrast
 
 
@@ -26,8 +26,8 @@ class Discrete(Rule):
 
     eta: Float[Array, ""] | float
     n_states: int = eqx.field(static=True)
-    g_min: Float[Array, ""] | float
-    g_max: Float[Array, ""] | float
+    k_min: Float[Array, ""] | float
+    k_max: Float[Array, ""] | float
     spacing: Literal["linear", "geometric"] = eqx.field(static=True)
     threshold: Float[Array, ""] | float = 0.0
     offset_std: Float[Array, ""] | float = 0.0
@@ -39,36 +39,32 @@ class Discrete(Rule):
             raise ValueError(f"n_states must be >= 2; got {self.n_states}.")
         if self.spacing not in ("linear", "geometric"):
             raise ValueError(f"spacing must be 'linear' or 'geometric'; got {self.spacing!r}.")
-        check_positive("g_min", self.g_min)
-        if is_concrete(self.g_min, self.g_max) and not np.all(np.asarray(self.g_min) < np.asarray(self.g_max)):
-            raise ValueError(f"g_min must be < g_max; got g_min={self.g_min}, g_max={self.g_max}.")
+        check_bounds(self.k_min, self.k_max)
         for name in ("threshold", "offset_std", "noise_std"):
-            value = getattr(self, name)
-            if is_concrete(value) and not np.all(np.asarray(value) >= 0):
-                raise ValueError(f"{name} must be >= 0; got {value}.")
+            check_non_negative(name, getattr(self, name))
 
     def _position(self, k):
-        """Continuous level coordinate of `k`: 0 at g_min, n_states - 1 at g_max."""
+        """Continuous level coordinate of `k`: 0 at k_min, n_states - 1 at k_max."""
         if self.spacing == "linear":
-            unit = (k - self.g_min) / (self.g_max - self.g_min)
+            unit = (k - self.k_min) / (self.k_max - self.k_min)
         else:
-            unit = jnp.log(k / self.g_min) / jnp.log(self.g_max / self.g_min)
+            unit = jnp.log(k / self.k_min) / jnp.log(self.k_max / self.k_min)
         return unit * (self.n_states - 1)
 
     @property
     def levels(self) -> Float[Array, " states"]:
-        """The `n_states` conductance levels from `g_min` to `g_max`."""
+        """The `n_states` conductance levels from `k_min` to `k_max`."""
         unit = jnp.linspace(0.0, 1.0, self.n_states)
         if self.spacing == "linear":
-            return self.g_min + unit * (self.g_max - self.g_min)
-        return self.g_min * (self.g_max / self.g_min) ** unit
+            return self.k_min + unit * (self.k_max - self.k_min)
+        return self.k_min * (self.k_max / self.k_min) ** unit
 
     def state_index(self, k: Float[Array, " edges"]) -> Array:
         """Level index `s` of each conductance (nearest level)."""
         return jnp.clip(jnp.round(self._position(k)), 0, self.n_states - 1).astype(jnp.int32)
 
     def init(self, key, k):
-        if is_concrete(k, self.g_min, self.g_max):
+        if is_concrete(k, self.k_min, self.k_max):
             # Within 1% of a level spacing counts as on the grid (float32 rounding of the
             # level coordinate reaches ~1e-4 with a thousand geometric levels).
             position, tol = np.asarray(self._position(jnp.asarray(k))), 1e-2
@@ -92,8 +88,8 @@ class Discrete(Rule):
 def discrete(
     eta,
     n_states: int,
-    g_min,
-    g_max,
+    k_min,
+    k_max,
     spacing: Literal["linear", "geometric"] = "linear",
     threshold=0.0,
     offset_std=0.0,
@@ -101,7 +97,7 @@ def discrete(
 ) -> Discrete:
     """The laboratory's discrete coupled-learning rule (twin networks, digital potentiometers).
 
-    Each edge sits on one of `n_states` levels, linear or geometric from `g_min` to `g_max`.
+    Each edge sits on one of `n_states` levels, linear or geometric from `k_min` to `k_max`.
     With `d = mean over examples of [(dV_F)^2 - (dV_C)^2]` (clamped state nudged by `eta`) the
     edge's level index moves `s <- clip(s + sign(d) * [|d| > threshold], 0, n_states - 1)`.
 
@@ -110,9 +106,9 @@ def discrete(
     Initial conductances must be on the grid: use `rule.levels[s]`.
 
     ```python
-    rule = jn.rules.discrete(eta=0.1, n_states=128, g_min=0.1, g_max=2.0)
+    rule = jn.rules.discrete(eta=0.1, n_states=128, k_min=0.1, k_max=2.0)
     k0 = rule.levels[jnp.full(net.n_edges, 64)]
     ```
     """
-    return Discrete(eta=eta, n_states=n_states, g_min=g_min, g_max=g_max, spacing=spacing,
+    return Discrete(eta=eta, n_states=n_states, k_min=k_min, k_max=k_max, spacing=spacing,
                     threshold=threshold, offset_std=offset_std, noise_std=noise_std)

@@ -7,7 +7,8 @@ import jax
 import optax
 from jaxtyping import Array, Float
 
-from ._base import Rule, check_bounds, clip
+from .._checks import check_bounds
+from ._base import Rule, clip
 
 
 class GradientDescent(Rule):

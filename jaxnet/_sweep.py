@@ -1,0 +1,642 @@
+"""The sweep engine: a config to a tidy results table, resumable, on one device or many hosts.
+
+A layer above `train` that only expands, groups, batches, shards, saves and tabulates; the
+core knows nothing of it.
+
+- **Expand.** `SweepConfig.points()` is the grid. Each point runs on `networks x seeds`
+  instances: network seed `i` gives the network and the task (terminals, data), the same at
+  every grid point, so rules are compared on the same networks; training seed `j` gives the
+  initial conductances and the run's PRNG key.
+- **Group.** Points with equal static keys (sizes, kinds, `steps`, ...) form a group: one
+  compiled program, in which the traced hyperparameters (`alpha`, `eta`, `p`, the learning
+  rate, ...) are vmapped along with the instances.
+- **Batch and shard.** A group's runs are cut into chunks that fit in device memory; each
+  chunk is one `jit(vmap(train))` whose run axis is sharded over every device of every
+  process (`jax.distributed`: each process builds the same inputs and computes its share).
+- **Save.** A chunk advances in segments (`train` continued from its `TrainState`), and after
+  each segment its state and logs are written atomically; a finished chunk's rows go to their
+  own file. Killed at any moment and run again, the sweep continues from the last segment
+  and gives the table of an uninterrupted run, bit for bit.
+- **Tabulate.** `DIR/results.parquet`: one row per (grid point, instance, logged step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from . import rules as rules_module
+from ._checkpoint import _progress_bar, load_tree, save_tree
+from ._config import COLUMNS, SCHEMA, SweepConfig, load_config
+from ._generators import disordered_network, random_graph, square_lattice, triangular_lattice
+from ._network import Network
+from ._tasks import allostery_task, iris_task, regression_task
+from ._train import TrainState, initial_state, train
+
+STATIC = tuple(
+    (section if key == "kind" else key)
+    for section, keys in SCHEMA.items() for key, spec in keys.items() if spec.grid and spec.static
+)
+TRACED = tuple(
+    key for section, keys in SCHEMA.items() for key, spec in keys.items() if spec.grid and not spec.static
+)
+METRICS = ("loss", "normalized_loss", "test_loss", "accuracy", "test_accuracy", "cosine", "at_bound")
+
+
+class SweepError(ValueError):
+    """A sweep that cannot start: its directory holds another sweep, or other files."""
+
+
+# ------------------------------------------------------------------ building one run
+
+
+def make_network(point: dict, key) -> Network:
+    """The network of a grid point for a network key (positions dropped: not needed to train)."""
+    kind = point["network"]
+    if kind == "disordered":
+        net = disordered_network(key, point["n_nodes"], point["coordination"])
+    elif kind == "square":
+        net = square_lattice(point["rows"], point["cols"])
+    elif kind == "triangular":
+        net = triangular_lattice(point["rows"], point["cols"])
+    else:
+        net = random_graph(key, point["n_nodes"], point["n_edges"])
+    return Network(net.senders, net.receivers, net.n_nodes)
+
+
+def make_task(point: dict, key, net: Network):
+    """The task of a grid point on `net` for a task key."""
+    kind = point["task"]
+    if kind == "regression":
+        return regression_task(key, net, n_train=point["n_train"], n_test=point["n_test"],
+                               random_matrix=point["random_matrix"])
+    if kind == "allostery":
+        return allostery_task(key, net, n_outputs=point["n_outputs"])
+    return iris_task(key, net, n_train=point["n_train"])
+
+
+def make_rule(point: dict, hyper: dict):
+    """The rule of a grid point, its traced hyperparameters taken from `hyper` (arrays).
+
+    Always wrapped in `desync` (with `p = 1` it is exactly the synchronous rule), so a `p`
+    grid stays in one compiled program. Gradient descent's learning rate goes through
+    `optax.inject_hyperparams`, so it is traced too.
+    """
+    kind = point["rule"]
+    if kind == "coupled_learning":
+        rule = rules_module.coupled_learning(hyper["alpha"], hyper["eta"], hyper["k_min"], hyper["k_max"])
+    elif kind == "discrete":
+        rule = rules_module.discrete(
+            hyper["eta"], point["n_states"], hyper["k_min"], hyper["k_max"], spacing=point["spacing"],
+            threshold=hyper["threshold"], offset_std=hyper["offset_std"], noise_std=hyper["noise_std"])
+    else:
+        optimizer = optax.inject_hyperparams({"sgd": optax.sgd, "adam": optax.adam}[point["optimizer"]])
+        rule = rules_module.gradient_descent(optimizer(learning_rate=hyper["learning_rate"]), hyper["k_min"], hyper["k_max"])
+    return rules_module.desync(rule, hyper["p"])
+
+
+def _network_key(seed: int, network_seed: int):
+    return jax.random.split(jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), 0), network_seed))
+
+
+def _run_key(seed: int, network_seed: int, init_seed: int):
+    root = jax.random.fold_in(jax.random.key(seed), 1)
+    return jax.random.fold_in(jax.random.fold_in(root, network_seed), init_seed)
+
+
+# ------------------------------------------------------------------ the plan
+
+
+@dataclasses.dataclass
+class Group:
+    """Points with the same static keys: one compiled program."""
+
+    index: int
+    static: dict
+    point_ids: list[int]
+    traced: tuple[str, ...]  # the traced keys this group's rule and network use
+    units: np.ndarray  # (U, 3): point id, network seed, training seed
+    chunk_size: int = 0
+
+    @property
+    def n_chunks(self) -> int:
+        return math.ceil(len(self.units) / self.chunk_size)
+
+
+def _plan(config: SweepConfig) -> tuple[list[dict], list[Group]]:
+    points = config.points()
+    groups: dict[tuple, Group] = {}
+    n_net, n_seed = config.sweep["networks"], config.sweep["seeds"]
+    instance_grid = np.array([(i, j) for i in range(n_net) for j in range(n_seed)], dtype=np.int64)
+    for pid, point in enumerate(points):
+        static = {c: point[c] for c in STATIC}
+        signature = json.dumps(static, sort_keys=True)
+        if signature not in groups:
+            traced = tuple(c for c in TRACED if point[c] is not None)
+            groups[signature] = Group(len(groups), static, [], traced, np.zeros((0, 3), np.int64))
+        group = groups[signature]
+        group.point_ids.append(pid)
+        rows = np.concatenate([np.full((len(instance_grid), 1), pid), instance_grid], axis=1)
+        group.units = np.concatenate([group.units, rows])
+    return points, list(groups.values())
+
+
+def _bytes_per_run(static: dict, n_nodes: int, n_edges: int, n_columns: int, n_examples: int) -> int:
+    """A generous estimate of one run's device memory inside a compiled segment."""
+    item = 8 if static["dtype"] == "float64" else 4
+    dense = static["method"] == "dense" or (static["method"] == "auto" and n_nodes <= 200)
+    matrices = 6 * n_nodes * n_nodes if dense else 0
+    vectors = 16 * n_nodes * n_columns + 8 * n_edges * (n_columns + n_examples)
+    return item * (matrices + vectors) + 4096
+
+
+def _auto_chunk_size(static: dict, units: int, net: Network, task) -> int:
+    devices = jax.devices()
+    n_columns = task.inputs.shape[0] + task.outputs.shape[0]
+    per_run = _bytes_per_run(static, net.n_nodes, net.n_edges, n_columns, task.x_train.shape[0])
+    if devices[0].platform == "cpu":
+        budget = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+        cap = 256 * len(devices)  # measured sweet spot on CPU: 256 instances per device
+    else:
+        stats = devices[0].memory_stats() or {}
+        budget = stats.get("bytes_limit", 16 << 30) // 2 * len(devices)
+        cap = 65_536 * len(devices)
+    return max(1, min(units, cap, budget // per_run))
+
+
+# ------------------------------------------------------------------ running a chunk
+
+
+class _Runner:
+    """Builds a group's inputs and runs its chunks on a mesh over every device of every process."""
+
+    def __init__(self, config: SweepConfig, points: list[dict], group: Group, networks: dict):
+        self.config, self.points, self.group = config, points, group
+        self.static = group.static
+        self.networks = networks
+        self.mesh = Mesh(np.array(jax.devices()), ("runs",))
+        self.sharding = NamedSharding(self.mesh, PartitionSpec("runs"))
+        self.dtype = jnp.dtype(self.static["dtype"])
+        self.compiled: dict[Any, Any] = {}
+        self.compile_s = 0.0
+
+    def network_and_task(self, network_seed: int):
+        """The (cached) network and task of a network seed for this group's static keys."""
+        cache_key = (json.dumps({c: self.static[c] for c in STATIC if c in _NETWORK_TASK_KEYS}, sort_keys=True),
+                     self.config.sweep["seed"], int(network_seed))
+        if cache_key not in self.networks:
+            k_net, k_task = _network_key(self.config.sweep["seed"], int(network_seed))
+            net = make_network(self.static, k_net)
+            self.networks[cache_key] = (net, make_task(self.static, k_task, net))
+        return self.networks[cache_key]
+
+    def padded_size(self) -> int:
+        n_dev = len(jax.devices())
+        return math.ceil(self.group.chunk_size / n_dev) * n_dev
+
+    def inputs(self, chunk: int):
+        """Host arrays of one chunk, padded to `padded_size` with copies of its first run."""
+        units = self.group.units[chunk * self.group.chunk_size:(chunk + 1) * self.group.chunk_size]
+        n_real = len(units)
+        units = np.concatenate([units, np.repeat(units[:1], self.padded_size() - n_real, axis=0)])
+        pairs = [self.network_and_task(s) for s in units[:, 1]]
+        nets = jax.tree.map(lambda *xs: np.stack(xs), *[p[0] for p in pairs])
+        tasks = jax.tree.map(lambda *xs: np.stack(xs), *[p[1] for p in pairs])
+        hyper = {c: np.array([self.points[p][c] for p in units[:, 0]], self.dtype) for c in self.group.traced}
+        keys = np.stack([np.asarray(jax.random.key_data(_run_key(self.config.sweep["seed"], int(i), int(j))))
+                         for _, i, j in units])
+        return units[:n_real], (nets, tasks, hyper), keys
+
+    def to_devices(self, tree):
+        """Host arrays -> global arrays with the run axis sharded over all devices."""
+        return jax.tree.map(
+            lambda a: jax.make_array_from_callback(a.shape, self.sharding, lambda index, a=a: a[index]), tree)
+
+    def to_host(self, tree):
+        if jax.process_count() == 1:
+            return jax.device_get(tree)
+        return multihost_utils.process_allgather(tree, tiled=True)
+
+    def _compile(self, name, fn, *args):
+        if name not in self.compiled:
+            start = time.perf_counter()
+            self.compiled[name] = jax.jit(fn).lower(*args).compile()
+            self.compile_s += time.perf_counter() - start
+        return self.compiled[name](*args)
+
+    def start(self, inputs, keys):
+        """Initial `TrainState`s (keys as raw key data) of a chunk, on the devices."""
+        static = self.static
+
+        def one(net, task, hyper, key_data):
+            k0_key, train_key = jax.random.split(jax.random.wrap_key_data(key_data))
+            rule = make_rule(static, hyper)
+            unit = jax.random.uniform(k0_key, (net.n_edges,), self.dtype)
+            k0 = hyper["k0_low"] + (hyper["k0_high"] - hyper["k0_low"]) * unit
+            if static["rule"] == "discrete":
+                k0 = rule.rule.levels.astype(self.dtype)[rule.rule.state_index(k0)]
+            return _plain(initial_state(net, task, rule, k0, train_key))
+
+        args = self.to_devices((*inputs, keys))
+        return self._compile("start", jax.vmap(one), *args)
+
+    def segment(self, inputs, state, steps: int):
+        """Advance a chunk's states by `steps`; returns `(state, logs)` on the devices."""
+        static = self.static
+        batch = None if static["batch_size"] == "full" else static["batch_size"]
+
+        def one(net, task, hyper, plain_state):
+            rule = make_rule(static, hyper)
+            result = train(net, task, rule, _typed(plain_state), steps=steps, batch_size=batch,
+                           log_every=static["log_every"], method=static["method"], track_cosine=static["track_cosine"])
+            logs = {"step": result.steps, "loss": result.loss, "at_bound": result.at_bound,
+                    "test_loss": result.test_loss, "accuracy": result.accuracy,
+                    "test_accuracy": result.test_accuracy, "cosine": result.cosine}
+            return _plain(result.state), {k: v for k, v in logs.items() if v is not None}
+
+        return self._compile(("segment", steps), jax.vmap(one), *self.to_devices(inputs), state)
+
+
+_NETWORK_TASK_KEYS = ("network", "n_nodes", "coordination", "rows", "cols", "n_edges",
+                      "task", "n_train", "n_test", "random_matrix", "n_outputs")
+
+
+def _plain(state: TrainState) -> TrainState:
+    """The state with its typed key as raw key data (so it can be gathered and saved)."""
+    return eqx.tree_at(lambda s: s.key, state, jax.random.key_data(state.key))
+
+
+def _typed(state: TrainState) -> TrainState:
+    return eqx.tree_at(lambda s: s.key, state, jax.random.wrap_key_data(state.key))
+
+
+def _segment_lengths(steps: int, log_every: int, every: int) -> list[int]:
+    """Segments of a whole number of `log_every` (the last may be shorter), about `every` long."""
+    per = max(1, round(every / log_every)) * log_every
+    lengths = [per] * (steps // per)
+    if steps % per:
+        lengths.append(steps % per)
+    return lengths
+
+
+# ------------------------------------------------------------------ files
+
+
+def _write_json(path: str, data: dict) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, default=str)
+    os.replace(tmp, path)
+
+
+def _chunk_name(group: int, chunk: int) -> str:
+    return f"g{group:03d}-c{chunk:05d}"
+
+
+def _rows(points: list[dict], units: np.ndarray, runs: np.ndarray, logs: dict, n_instances: int):
+    """The tidy rows of finished runs: one per (run, logged step)."""
+    import pandas as pd
+
+    n_runs, n_logged = logs["loss"].shape
+    point_ids = np.repeat(units[:, 0], n_logged)
+    table = pd.DataFrame(points).reindex(columns=list(COLUMNS)).iloc[point_ids].reset_index(drop=True)
+    table.insert(0, "run", np.repeat(runs, n_logged))
+    table.insert(1, "point", point_ids)
+    table.insert(2, "network_seed", np.repeat(units[:, 1], n_logged))
+    table.insert(3, "init_seed", np.repeat(units[:, 2], n_logged))
+    table.insert(4, "instance", np.repeat(runs % n_instances, n_logged))
+    step = logs["step"].reshape(-1)
+    table["step"] = step
+    table["edge_updates"] = table["p"].to_numpy() * step
+    table["loss"] = logs["loss"].reshape(-1)
+    table["normalized_loss"] = (logs["loss"] / logs["loss"][:, :1]).reshape(-1)
+    for name in ("test_loss", "accuracy", "test_accuracy", "cosine"):
+        table[name] = logs[name].reshape(-1) if name in logs else np.nan
+    table["at_bound"] = logs["at_bound"].reshape(-1)
+    return table
+
+
+# ------------------------------------------------------------------ the sweep
+
+
+def sweep(
+    config: str | dict | SweepConfig,
+    out_dir: str,
+    *,
+    fresh: bool = False,
+    quiet: bool = False,
+    overrides: dict[str, Any] | None = None,
+):
+    """Run a sweep: every grid point of `config` on every instance, into `out_dir`.
+
+    **Arguments:**
+
+    - `config`: a TOML path, TOML text, a dict or a `SweepConfig` (see `load_config`).
+    - `out_dir`: the sweep's directory. Created if missing. If it holds this very sweep,
+      unfinished, the sweep resumes where it stopped; finished, nothing runs (and it says so).
+      If it holds another sweep, a `SweepError` names the keys that differ.
+    - `fresh`: delete what `out_dir` holds first.
+    - `quiet`: no progress bar, no messages.
+    - `overrides`: `{"section.key": value}` applied to the config (see `load_config`).
+
+    **Writes** (process 0 only, when several processes run it):
+
+    - `results.parquet`: one row per (grid point, instance, logged step): every grid key of
+      the config as a column, ids (`run`, `point`, `network_seed`, `init_seed`, `instance`),
+      `step`, `edge_updates` (= `p * step`, updates per edge), `loss`, `normalized_loss`
+      (C/C0), `test_loss`, `accuracy`, `test_accuracy` (classification), `cosine` (with
+      `track_cosine`), `at_bound` (fraction of edges at `k_min` or `k_max`).
+    - `conductances.npz`: final conductances; `load_conductances(out_dir)` maps run ids to them.
+    - `config.toml` (as given) and `config.json` (normalized), `plan.json` (chunking) and
+      `metadata.json` (versions, devices, wall, compile and run time).
+
+    Under `jax.distributed` (several processes), call it in every process with the same
+    arguments: each computes its share of every chunk and process 0 writes the files.
+
+    **Returns:** the results as a pandas `DataFrame` (as `load_sweep` reads it).
+
+    ```python
+    table = jn.sweep("examples/quick.toml", "out/quick")
+    ```
+    """
+    source = config
+    if not isinstance(config, SweepConfig):
+        config = load_config(config, overrides)
+    elif overrides:
+        config = load_config(config.as_dict(), overrides)
+    writer = jax.process_index() == 0
+    say = (lambda *a: print(*a, flush=True)) if (writer and not quiet) else (lambda *a: None)
+    points, groups = _plan(config)
+    normalized = json.loads(json.dumps(config.as_dict(), default=str))
+
+    _prepare_dir(out_dir, normalized, fresh, writer)
+    metadata_path = os.path.join(out_dir, "metadata.json")
+    if os.path.exists(metadata_path) and _read_json(metadata_path).get("status") == "complete":
+        say(f"sweep in {out_dir} is already complete: nothing to do ({os.path.join(out_dir, 'results.parquet')}).")
+        return load_sweep(out_dir)
+
+    networks: dict = {}
+    plan_path = os.path.join(out_dir, "plan.json")
+    saved_plan = _read_json(plan_path) if os.path.exists(plan_path) else None
+    runners = []
+    for group in groups:
+        runner = _Runner(config, points, group, networks)
+        requested = config.sweep["chunk_size"]
+        if saved_plan is not None:
+            group.chunk_size = saved_plan["chunk_sizes"][group.index]
+        elif requested == "auto":
+            net, task = runner.network_and_task(0)
+            group.chunk_size = _auto_chunk_size(group.static, len(group.units), net, task)
+        else:
+            group.chunk_size = min(requested, len(group.units))
+        runners.append(runner)
+    plan = {"chunk_sizes": [g.chunk_size for g in groups], "groups": [g.static for g in groups]}
+    _sync("jaxnet-sweep-plan")
+    if writer:
+        if saved_plan is None:
+            _write_json(plan_path, plan)
+        if not os.path.exists(os.path.join(out_dir, "config.toml")):
+            _write_config_copy(out_dir, source, config, overrides)
+        previous = _read_json(metadata_path).get("invocations", []) if os.path.exists(metadata_path) else []
+        _write_json(metadata_path, _metadata(config, groups, "running", out_dir, previous))
+    chunk_dir = os.path.join(out_dir, "chunks")
+    os.makedirs(chunk_dir, exist_ok=True)
+    progress_path = os.path.join(out_dir, "progress.npz")
+    n_instances = config.sweep["networks"] * config.sweep["seeds"]
+
+    total = sum(len(g.units) * g.static["steps"] for g in groups)
+    done_steps = sum(
+        min(g.chunk_size, len(g.units) - c * g.chunk_size) * g.static["steps"]
+        for g in groups for c in range(g.n_chunks)
+        if os.path.exists(os.path.join(chunk_dir, _chunk_name(g.index, c) + ".parquet"))
+    )
+    n_chunks = sum(g.n_chunks for g in groups)
+    chunks_done = sum(os.path.exists(os.path.join(chunk_dir, _chunk_name(g.index, c) + ".parquet"))
+                      for g in groups for c in range(g.n_chunks))
+    say(f"sweep: {len(points)} grid points x {n_instances} instances = {len(points) * n_instances} runs in "
+        f"{len(groups)} compiled group(s), {n_chunks} chunk(s), on {jax.device_count()} device(s)"
+        f"{f' in {jax.process_count()} processes' if jax.process_count() > 1 else ''}"
+        + (f"; resuming ({chunks_done}/{n_chunks} chunks done)" if chunks_done else ""))
+    bar = _progress_bar(writer and not quiet, total=total, initial=done_steps, unit="net-step", unit_scale=True,
+                        smoothing=0.1)
+    wall_start = time.perf_counter()
+    ran_steps = 0
+    progress = _progress_meta(progress_path) if os.path.exists(progress_path) else None
+    _sync("jaxnet-sweep-start")
+    for group, runner in zip(groups, runners):
+        lengths = _segment_lengths(group.static["steps"], group.static["log_every"], config.sweep["checkpoint_every"])
+        for c in range(group.n_chunks):
+            name = _chunk_name(group.index, c)
+            if os.path.exists(os.path.join(chunk_dir, name + ".parquet")):
+                continue
+            units, inputs, keys = runner.inputs(c)
+            state = runner.start(inputs, keys)
+            logs: dict[str, list] = {}
+            first = 0
+            if progress is not None and progress.get("chunk") == name:
+                state, meta, arrays = load_tree(progress_path, state)
+                first = meta["segments_done"]
+                logs = {k: [v] for k, v in arrays.items()}
+                if bar is not None:
+                    bar.update(len(units) * sum(lengths[:first]))
+            progress = None
+            for s in range(first, len(lengths)):
+                state, seg_logs = runner.segment(inputs, state, lengths[s])
+                host_state, seg_logs = runner.to_host((state, seg_logs))
+                for key, value in seg_logs.items():
+                    value = np.asarray(value)[: len(units)]
+                    logs.setdefault(key, []).append(value if s == 0 else value[:, 1:])
+                joined = {k: np.concatenate(v, axis=1) for k, v in logs.items()}
+                if writer and s < len(lengths) - 1:
+                    save_tree(progress_path, host_state,
+                              dict(chunk=name, segments_done=s + 1, fingerprint=normalized), joined)
+                ran_steps += len(units) * lengths[s]
+                if bar is not None:
+                    bar.update(len(units) * lengths[s])
+                    bar.set_postfix_str(f"chunk {chunks_done + 1}/{n_chunks}")
+            joined = {k: np.concatenate(v, axis=1) for k, v in logs.items()}
+            if writer:
+                runs = units[:, 0] * n_instances + units[:, 1] * config.sweep["seeds"] + units[:, 2]
+                k_final = np.asarray(host_state.conductances)[: len(units)]
+                _save_npz(os.path.join(chunk_dir, name + ".npz"), run=runs, k=k_final)
+                table = _rows(points, units, runs, joined, n_instances)
+                _save_parquet(table, os.path.join(chunk_dir, name + ".parquet"))
+                if os.path.exists(progress_path):
+                    os.remove(progress_path)
+            chunks_done += 1
+            _sync(f"jaxnet-sweep-{name}")
+    if bar is not None:
+        bar.close()
+    wall = time.perf_counter() - wall_start
+    if writer:
+        _finish(out_dir, groups, config, dict(
+            wall_s=wall, compile_s=sum(r.compile_s for r in runners), network_steps=ran_steps))
+    _sync("jaxnet-sweep-done")
+    table = load_sweep(out_dir)
+    say(f"done: {len(table)} rows in {os.path.join(out_dir, 'results.parquet')}; wall {wall:.1f} s "
+        f"(compile {sum(r.compile_s for r in runners):.1f} s)")
+    return table
+
+
+def _sync(name: str) -> None:
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
+
+
+def _read_json(path: str) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _progress_meta(path: str) -> dict:
+    from ._checkpoint import read_meta
+
+    return read_meta(path)
+
+
+def _save_npz(path: str, **arrays) -> None:
+    tmp = f"{path}.tmp{os.getpid()}.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _save_parquet(table, path: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    table.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _diff(saved, current, prefix="") -> list[str]:
+    """Dotted names of the config entries that differ between two normalized configs."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        return [d for key in sorted(set(saved) | set(current))
+                for d in _diff(saved.get(key), current.get(key), f"{prefix}{key}.")]
+    if isinstance(saved, list) and isinstance(current, list) and prefix == "rule.":
+        if len(saved) != len(current):
+            return [f"rule (number of [[rule]] tables: {len(saved)} -> {len(current)})"]
+        return [d for i, (a, b) in enumerate(zip(saved, current)) for d in _diff(a, b, f"rule[{i}].")]
+    return [] if saved == current else [f"{prefix[:-1]} ({saved!r} -> {current!r})"]
+
+
+def _prepare_dir(out_dir: str, normalized: dict, fresh: bool, writer: bool) -> None:
+    """Refuse a directory that holds another sweep or foreign files; `fresh` empties it."""
+    config_path = os.path.join(out_dir, "config.json")
+    if fresh and writer and os.path.isdir(out_dir):
+        for name in ("results.parquet", "conductances.npz", "config.toml", "config.json", "plan.json",
+                     "metadata.json", "progress.npz", "chunks"):
+            path = os.path.join(out_dir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.remove(path)
+    _sync("jaxnet-sweep-fresh")
+    if os.path.exists(config_path):
+        differ = _diff(_read_json(config_path), normalized)
+        if differ:
+            raise SweepError(
+                f"{out_dir} holds a sweep with another config: {'; '.join(differ)}. "
+                "Use another directory, or --fresh (fresh=True) to delete it and start over."
+            )
+    elif os.path.isdir(out_dir) and os.listdir(out_dir):
+        raise SweepError(f"{out_dir} is not empty and holds no sweep; give an empty or new directory.")
+    _sync("jaxnet-sweep-checked")
+    if writer:
+        os.makedirs(out_dir, exist_ok=True)
+        if not os.path.exists(config_path):
+            _write_json(config_path, normalized)
+
+
+def _write_config_copy(out_dir: str, source, config: SweepConfig, overrides) -> None:
+    """The config as given (file or text) with the overrides noted; config.json is normative."""
+    if isinstance(source, str):
+        text = open(source, encoding="utf-8").read() if os.path.exists(source) else source
+    else:
+        text = "# given as a dict or SweepConfig: see config.json for every key\n"
+    if overrides:
+        text = f"# overridden (config.json has the values used): {json.dumps(overrides, default=str)}\n" + text
+    with open(os.path.join(out_dir, "config.toml"), "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _metadata(config: SweepConfig, groups: list[Group], status: str, out_dir: str, previous=None) -> dict:
+    import importlib.metadata
+
+    return dict(
+        status=status,
+        jaxnet=importlib.metadata.version("jaxnet"),
+        jax=jax.__version__,
+        jaxlib=jax.lib.__version__ if hasattr(jax.lib, "__version__") else None,
+        devices=[str(d) for d in jax.devices()],
+        process_count=jax.process_count(),
+        groups=[dict(index=g.index, static=g.static, runs=len(g.units), chunk_size=g.chunk_size,
+                     chunks=g.n_chunks) for g in groups],
+        invocations=previous or [],
+    )
+
+
+def _finish(out_dir: str, groups: list[Group], config: SweepConfig, invocation: dict) -> None:
+    """Merge the chunk files into results.parquet and conductances.npz; mark complete."""
+    import pandas as pd
+
+    chunk_dir = os.path.join(out_dir, "chunks")
+    parts, arrays = [], {}
+    for g in groups:
+        runs, ks = [], []
+        for c in range(g.n_chunks):
+            name = os.path.join(chunk_dir, _chunk_name(g.index, c))
+            parts.append(pd.read_parquet(name + ".parquet"))
+            with np.load(name + ".npz") as saved:
+                runs.append(saved["run"])
+                ks.append(saved["k"])
+        arrays[f"g{g.index:03d}/run"] = np.concatenate(runs)
+        arrays[f"g{g.index:03d}/k"] = np.concatenate(ks)
+    table = pd.concat(parts, ignore_index=True).sort_values(["run", "step"], kind="stable").reset_index(drop=True)
+    _save_parquet(table, os.path.join(out_dir, "results.parquet"))
+    _save_npz(os.path.join(out_dir, "conductances.npz"), **arrays)
+    metadata_path = os.path.join(out_dir, "metadata.json")
+    previous = _read_json(metadata_path).get("invocations", []) if os.path.exists(metadata_path) else []
+    _write_json(metadata_path, _metadata(config, groups, "complete", out_dir, previous + [invocation]))
+    shutil.rmtree(chunk_dir, ignore_errors=True)
+
+
+def load_sweep(out_dir: str):
+    """The results table of a finished sweep in `out_dir`, as a pandas `DataFrame`.
+
+    One row per (grid point, instance, logged step); see `sweep` for the columns.
+
+    **Raises:** `FileNotFoundError` if `out_dir` holds no finished sweep (run it, or run it
+    again to finish it).
+    """
+    import pandas as pd
+
+    path = os.path.join(out_dir, "results.parquet")
+    metadata = os.path.join(out_dir, "metadata.json")
+    if not (os.path.exists(path) and os.path.exists(metadata) and _read_json(metadata).get("status") == "complete"):
+        raise FileNotFoundError(f"{out_dir} holds no finished sweep: run `jaxnet sweep CONFIG --out {out_dir}` "
+                                "(again, to finish an interrupted one).")
+    return pd.read_parquet(path)
+
+
+def load_conductances(out_dir: str) -> dict[int, np.ndarray]:
+    """Final conductances of a finished sweep: `{run id: (E,) array}` (run ids as in the table)."""
+    load_sweep(out_dir)  # same check
+    out = {}
+    with np.load(os.path.join(out_dir, "conductances.npz")) as saved:
+        for name in saved.files:
+            if name.endswith("/run"):
+                for run, k in zip(saved[name], saved[name[:-4] + "/k"]):
+                    out[int(run)] = k
+    return out
