@@ -40,6 +40,8 @@ from ._sweep import (
     SweepError as SweepError,
     load_conductances as load_conductances,
     load_sweep as load_sweep,
+    RunInputs as RunInputs,
+    rebuild_run as rebuild_run,
     sweep as sweep,
 )
 from ._train import TrainResult as TrainResult, TrainState as TrainState, initial_state as initial_state, train as train

@@ -264,7 +264,8 @@ def load_config(source: str | dict, overrides: dict[str, Any] | None = None) -> 
     - `source`: a path to a TOML file, TOML text (anything containing a newline or a `[`), or
       an already-parsed dict.
     - `overrides`: `{"section.key": value}` applied before validation, e.g.
-      `{"sweep.steps": 100}`; `rule.key` sets the key in every `[[rule]]` table.
+      `{"sweep.steps": 100}`; `rule.key` sets the key in every `[[rule]]` table whose kind
+      uses it.
 
     **Returns:** a `SweepConfig`.
 
@@ -299,7 +300,11 @@ def load_config(source: str | dict, overrides: dict[str, Any] | None = None) -> 
         section, _, key = dotted.partition(".")
         if section not in SCHEMA or not key:
             raise ConfigError(f"override '{dotted}' must be 'section.key' with section one of {', '.join(SECTIONS)}.")
-        for table in (rules if section == "rule" else [sections[section]]):
+        tables = rules if section == "rule" else [sections[section]]
+        if section == "rule" and key in SCHEMA["rule"] and SCHEMA["rule"][key].kinds is not None:
+            using = [t for t in rules if t.get("kind") in SCHEMA["rule"][key].kinds]
+            tables = using or tables
+        for table in tables:
             table[key] = value
     config = SweepConfig(
         sweep=_normalize_section("sweep", sections["sweep"]),

@@ -117,6 +117,55 @@ def _run_key(seed: int, network_seed: int, init_seed: int):
     return jax.random.fold_in(jax.random.fold_in(root, network_seed), init_seed)
 
 
+class RunInputs(eqx.Module):
+    """Everything one run of a sweep starts from (see `rebuild_run`)."""
+
+    net: Network
+    task: Any
+    rule: Any
+    k0: Any
+    key: Any
+    train_kwargs: dict = eqx.field(static=True)
+
+
+def rebuild_run(config: str | dict | SweepConfig, run: int) -> RunInputs:
+    """The network, task, rule, initial conductances and key of run `run` of a sweep.
+
+    `jn.train(r.net, r.task, r.rule, r.k0, key=r.key, **r.train_kwargs)` repeats that run by
+    hand (the engine runs it vmapped among others, so float results agree to rounding).
+
+    **Arguments:** `config` as for `sweep`; `run` a run id of the results table.
+    """
+    config = config if isinstance(config, SweepConfig) else load_config(config)
+    points = config.points()
+    n_instances = config.sweep["networks"] * config.sweep["seeds"]
+    if not 0 <= run < len(points) * n_instances:
+        raise ValueError(f"run must lie in [0, {len(points) * n_instances}); got {run}.")
+    point = points[run // n_instances]
+    network_seed, init_seed = divmod(run % n_instances, config.sweep["seeds"])
+    k_net, k_task = _network_key(config.sweep["seed"], network_seed)
+    net = make_network(point, k_net)
+    task = make_task(point, k_task, net)
+    dtype = jnp.dtype(point["dtype"])
+    hyper = {c: jnp.asarray(point[c], dtype) for c in TRACED if point[c] is not None}
+    rule = make_rule(point, hyper)
+    k0_key, train_key = jax.random.split(_run_key(config.sweep["seed"], network_seed, init_seed))
+    k0 = _initial_conductances(point, rule, hyper, k0_key, net.n_edges, dtype)
+    kwargs = dict(steps=point["steps"], log_every=point["log_every"], method=point["method"],
+                  batch_size=None if point["batch_size"] == "full" else point["batch_size"],
+                  track_cosine=point["track_cosine"])
+    return RunInputs(net, task, rule, k0, train_key, kwargs)
+
+
+def _initial_conductances(point, rule, hyper, key, n_edges, dtype):
+    """Uniform in [k0_low, k0_high]; for the discrete rule, the nearest level."""
+    unit = jax.random.uniform(key, (n_edges,), dtype)
+    k0 = hyper["k0_low"] + (hyper["k0_high"] - hyper["k0_low"]) * unit
+    if point["rule"] == "discrete":
+        k0 = rule.rule.levels.astype(dtype)[rule.rule.state_index(k0)]
+    return k0
+
+
 # ------------------------------------------------------------------ the plan
 
 
@@ -233,7 +282,8 @@ class _Runner:
     def _compile(self, name, fn, *args):
         if name not in self.compiled:
             start = time.perf_counter()
-            self.compiled[name] = jax.jit(fn).lower(*args).compile()
+            jitted = jax.jit(fn, in_shardings=self.sharding, out_shardings=self.sharding)
+            self.compiled[name] = jitted.lower(*args).compile()
             self.compile_s += time.perf_counter() - start
         return self.compiled[name](*args)
 
@@ -244,10 +294,7 @@ class _Runner:
         def one(net, task, hyper, key_data):
             k0_key, train_key = jax.random.split(jax.random.wrap_key_data(key_data))
             rule = make_rule(static, hyper)
-            unit = jax.random.uniform(k0_key, (net.n_edges,), self.dtype)
-            k0 = hyper["k0_low"] + (hyper["k0_high"] - hyper["k0_low"]) * unit
-            if static["rule"] == "discrete":
-                k0 = rule.rule.levels.astype(self.dtype)[rule.rule.state_index(k0)]
+            k0 = _initial_conductances(static, rule, hyper, k0_key, net.n_edges, self.dtype)
             return _plain(initial_state(net, task, rule, k0, train_key))
 
         args = self.to_devices((*inputs, keys))

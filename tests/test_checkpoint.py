@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import jaxnet as jn
@@ -43,6 +44,39 @@ def test_interrupted_run_resumes_and_loses_nothing(tmp_path):
     # a finished run returns its results without running anything
     done = jn.run_resumable(make_segment(net, task, rule, stop_at=0), init, 5, path, progress=False)
     np.testing.assert_array_equal(done[0]["k"], ref_state["k"])
+
+
+def test_train_state_with_typed_key_round_trips_and_config_is_fingerprinted(tmp_path):
+    net = jn.square_lattice(3, 3)
+    task = jn.regression_task(jax.random.key(1), net, n_train=4)
+    rule = jn.rules.gradient_descent(optax.adam(0.1))
+    go = jax.jit(lambda s: jn.train(net, task, rule, s, steps=5))
+
+    def segment(state, i):
+        r = go(state)
+        return r.state, {"loss": r.loss[-1]}
+
+    start = jn.initial_state(net, task, rule, jnp.ones(net.n_edges), jax.random.key(5))
+    path = str(tmp_path / "run.npz")
+    config = dict(rule=rule, task=task, net=net, steps=5)
+    with pytest.raises(Interrupted):
+        jn.run_resumable(lambda s, i: segment(s, i) if i < 2 else (_ for _ in ()).throw(Interrupted()),
+                         start, 4, path, config=config, progress=False)
+    state, records = jn.run_resumable(segment, start, 4, path, config=config, progress=False)
+    ref, ref_records = jn.run_resumable(segment, start, 4, str(tmp_path / "ref.npz"), config=config, progress=False)
+    assert jax.dtypes.issubdtype(state.key.dtype, jax.dtypes.prng_key)
+    def plain(tree):
+        is_key = lambda x: jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)  # noqa: E731
+        return [np.asarray(jax.random.key_data(x) if is_key(x) else x) for x in jax.tree.leaves(tree)]
+
+    for a, b in zip(plain(state), plain(ref)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(records["loss"], ref_records["loss"])
+    other = dict(config, rule=jn.rules.gradient_descent(optax.adam(0.2)))
+    with pytest.raises(ValueError, match=r"different run \(rule differ\)"):
+        jn.run_resumable(segment, start, 4, path, config=other, progress=False)
+    assert jn.fingerprint(r=optax.sgd(0.1)) != jn.fingerprint(r=optax.sgd(0.2))
+    assert jn.fingerprint(r=optax.sgd(0.1)) == jn.fingerprint(r=optax.sgd(0.1))
 
 
 def test_checkpoint_of_another_run_is_refused(tmp_path):
