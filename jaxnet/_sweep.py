@@ -88,11 +88,12 @@ def make_task(point: dict, key, net: Network):
     return iris_task(key, net, n_train=point["n_train"])
 
 
-def make_rule(point: dict, hyper: dict):
+def make_rule(point: dict, hyper: dict, desync: bool = True):
     """The rule of a grid point, its traced hyperparameters taken from `hyper` (arrays).
 
-    Always wrapped in `desync` (with `p = 1` it is exactly the synchronous rule), so a `p`
-    grid stays in one compiled program. Gradient descent's learning rate goes through
+    Wrapped in `desync` with the traced `p` when `desync` (with `p = 1` that is exactly the
+    synchronous rule, so a `p` grid stays in one compiled program); a group whose points all
+    have `p = 1` skips the wrapper and its per-step mask draws. Gradient descent's learning rate goes through
     `optax.inject_hyperparams`, so it is traced too.
     """
     kind = point["rule"]
@@ -105,7 +106,7 @@ def make_rule(point: dict, hyper: dict):
     else:
         optimizer = optax.inject_hyperparams({"sgd": optax.sgd, "adam": optax.adam}[point["optimizer"]])
         rule = rules_module.gradient_descent(optimizer(learning_rate=hyper["learning_rate"]), hyper["k_min"], hyper["k_max"])
-    return rules_module.desync(rule, hyper["p"])
+    return rules_module.desync(rule, hyper["p"]) if desync else rule
 
 
 def _network_key(seed: int, network_seed: int):
@@ -148,7 +149,7 @@ def rebuild_run(config: str | dict | SweepConfig, run: int) -> RunInputs:
     task = make_task(point, k_task, net)
     dtype = jnp.dtype(point["dtype"])
     hyper = {c: jnp.asarray(point[c], dtype) for c in TRACED if point[c] is not None}
-    rule = make_rule(point, hyper)
+    rule = make_rule(point, hyper, desync=point["p"] != 1)
     k0_key, train_key = jax.random.split(_run_key(config.sweep["seed"], network_seed, init_seed))
     k0 = _initial_conductances(point, rule, hyper, k0_key, net.n_edges, dtype)
     kwargs = dict(steps=point["steps"], log_every=point["log_every"], method=point["method"],
@@ -162,7 +163,8 @@ def _initial_conductances(point, rule, hyper, key, n_edges, dtype):
     unit = jax.random.uniform(key, (n_edges,), dtype)
     k0 = hyper["k0_low"] + (hyper["k0_high"] - hyper["k0_low"]) * unit
     if point["rule"] == "discrete":
-        k0 = rule.rule.levels.astype(dtype)[rule.rule.state_index(k0)]
+        levels = rule.rule if isinstance(rule, rules_module.Desync) else rule
+        k0 = levels.levels.astype(dtype)[levels.state_index(k0)]
     return k0
 
 
@@ -241,15 +243,33 @@ class _Runner:
         self.dtype = jnp.dtype(self.static["dtype"])
         self.compiled: dict[Any, Any] = {}
         self.compile_s = 0.0
+        self.setup_s = 0.0  # building networks, tasks and keys on the host
+        self.desync = any(points[p]["p"] != 1 for p in group.point_ids)
 
     def network_and_task(self, network_seed: int):
-        """The (cached) network and task of a network seed for this group's static keys."""
-        cache_key = (json.dumps({c: self.static[c] for c in STATIC if c in _NETWORK_TASK_KEYS}, sort_keys=True),
-                     self.config.sweep["seed"], int(network_seed))
+        """The network and task of a network seed for this group's static keys (cached)."""
+        return jax.tree.map(lambda a: a[network_seed], self.all_networks_and_tasks())
+
+    def all_networks_and_tasks(self):
+        """Networks and tasks of every network seed, stacked (built once per group).
+
+        The networks are built in NumPy, one per seed (a lattice once); the tasks in one
+        vmapped call over the seeds' task keys, so their construction does not depend on
+        how the runs are chunked.
+        """
+        cache_key = json.dumps({c: self.static[c] for c in _NETWORK_TASK_KEYS}, sort_keys=True)
         if cache_key not in self.networks:
-            k_net, k_task = _network_key(self.config.sweep["seed"], int(network_seed))
-            net = make_network(self.static, k_net)
-            self.networks[cache_key] = (net, make_task(self.static, k_task, net))
+            seed, n = self.config.sweep["seed"], self.config.sweep["networks"]
+            pairs = jax.vmap(lambda i: _network_key(seed, i))(jnp.arange(n))  # (n, 2) keys
+            net_keys, task_keys = pairs[:, 0], pairs[:, 1]
+            if self.static["network"] in ("square", "triangular"):
+                nets = [make_network(self.static, None)] * n
+            else:
+                nets = [make_network(self.static, k) for k in net_keys]
+            nets = jax.tree.map(lambda *xs: np.stack(xs), *nets)
+            template = jax.tree.map(lambda a: a[0], nets)
+            tasks = jax.jit(jax.vmap(lambda key: make_task(self.static, key, template)))(task_keys)
+            self.networks[cache_key] = (nets, jax.device_get(tasks))
         return self.networks[cache_key]
 
     def padded_size(self) -> int:
@@ -258,15 +278,15 @@ class _Runner:
 
     def inputs(self, chunk: int):
         """Host arrays of one chunk, padded to `padded_size` with copies of its first run."""
+        start = time.perf_counter()
         units = self.group.units[chunk * self.group.chunk_size:(chunk + 1) * self.group.chunk_size]
         n_real = len(units)
         units = np.concatenate([units, np.repeat(units[:1], self.padded_size() - n_real, axis=0)])
-        pairs = [self.network_and_task(s) for s in units[:, 1]]
-        nets = jax.tree.map(lambda *xs: np.stack(xs), *[p[0] for p in pairs])
-        tasks = jax.tree.map(lambda *xs: np.stack(xs), *[p[1] for p in pairs])
+        nets, tasks = jax.tree.map(lambda a: np.asarray(a)[units[:, 1]], self.all_networks_and_tasks())
         hyper = {c: np.array([self.points[p][c] for p in units[:, 0]], self.dtype) for c in self.group.traced}
-        keys = np.stack([np.asarray(jax.random.key_data(_run_key(self.config.sweep["seed"], int(i), int(j))))
-                         for _, i, j in units])
+        seed = self.config.sweep["seed"]
+        keys = np.asarray(jax.vmap(lambda i, j: jax.random.key_data(_run_key(seed, i, j)))(units[:, 1], units[:, 2]))
+        self.setup_s += time.perf_counter() - start
         return units[:n_real], (nets, tasks, hyper), keys
 
     def to_devices(self, tree):
@@ -293,7 +313,7 @@ class _Runner:
 
         def one(net, task, hyper, key_data):
             k0_key, train_key = jax.random.split(jax.random.wrap_key_data(key_data))
-            rule = make_rule(static, hyper)
+            rule = make_rule(static, hyper, self.desync)
             k0 = _initial_conductances(static, rule, hyper, k0_key, net.n_edges, self.dtype)
             return _plain(initial_state(net, task, rule, k0, train_key))
 
@@ -306,7 +326,7 @@ class _Runner:
         batch = None if static["batch_size"] == "full" else static["batch_size"]
 
         def one(net, task, hyper, plain_state):
-            rule = make_rule(static, hyper)
+            rule = make_rule(static, hyper, self.desync)
             result = train(net, task, rule, _typed(plain_state), steps=steps, batch_size=batch,
                            log_every=static["log_every"], method=static["method"], track_cosine=static["track_cosine"])
             logs = {"step": result.steps, "loss": result.loss, "at_bound": result.at_bound,
@@ -408,7 +428,8 @@ def sweep(
       `track_cosine`), `at_bound` (fraction of edges at `k_min` or `k_max`).
     - `conductances.npz`: final conductances; `load_conductances(out_dir)` maps run ids to them.
     - `config.toml` (as given) and `config.json` (normalized), `plan.json` (chunking) and
-      `metadata.json` (versions, devices, wall, compile and run time).
+      `metadata.json` (versions, devices; per invocation the wall time, the compile time and
+      the setup time spent building networks, tasks and keys, and the network-steps run).
 
     Under `jax.distributed` (several processes), call it in every process with the same
     arguments: each computes its share of every chunk and process 0 writes the files.
@@ -530,7 +551,8 @@ def sweep(
     wall = time.perf_counter() - wall_start
     if writer:
         _finish(out_dir, groups, config, dict(
-            wall_s=wall, compile_s=sum(r.compile_s for r in runners), network_steps=ran_steps))
+            wall_s=wall, compile_s=sum(r.compile_s for r in runners), setup_s=sum(r.setup_s for r in runners),
+            network_steps=ran_steps))
     _sync("jaxnet-sweep-done")
     table = load_sweep(out_dir)
     say(f"done: {len(table)} rows in {os.path.join(out_dir, 'results.parquet')}; wall {wall:.1f} s "

@@ -172,7 +172,7 @@ def iris_task(
     features, labels = load_iris()
     x = (features - features.min(0)) / (features.max(0) - features.min(0))
     y = np.where(np.arange(3)[None, :] == labels[:, None], high, low)
-    order = np.asarray(jax.random.permutation(k_split, 150))
-    x, y = x[order], y[order]
+    order = jax.random.permutation(k_split, 150)  # jnp indexing: vmappable over keys
+    x, y = jnp.asarray(x)[order], jnp.asarray(y)[order]
     inputs, outputs, ground = random_terminals(k_nodes, net, 4, 3, 1)
     return Task(inputs, outputs, ground, x[:n_train], y[:n_train], x[n_train:], y[n_train:], classification=True)
