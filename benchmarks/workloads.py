@@ -31,7 +31,6 @@ import scipy.linalg.lapack
 import scipy.sparse
 
 import jaxnet as jn
-from jaxnet._train import _extrapolate, _remember
 
 from . import baselines
 from ._timing import time_call, time_jax
@@ -104,24 +103,14 @@ def dense_floor(n_free: int, columns: int = 4) -> float:
 
 
 def cg_iterations(net, task, steps=30):
-    """Mean CG iterations per step of coupled learning, warm-started as `train` does."""
+    """Mean CG iterations per step of coupled learning, warm-started as `train` does.
+
+    From `TrainResult.cg_iterations` (summed over the call's steps and its final solve).
+    """
     rule = jn.rules.coupled_learning(alpha=ALPHA, eta=ETA)
-    x, y = task.x_train.astype(jnp.float32), task.y_train.astype(jnp.float32)
-
-    @jax.jit
-    def step(k, guess):
-        physics = jn.Physics(net, task.inputs, task.outputs, task.ground, x, y, "cg", guess)
-        k_new, _, meas = rule.update(jax.random.key(0), k, physics, None)
-        return k_new, meas.solution, meas.info.iterations
-
-    k = jnp.ones(net.n_edges, jnp.float32)
-    zeros = jnp.zeros((net.n_nodes, 4), jnp.float32)
-    warm, its = (zeros, zeros, jnp.int32(0)), []
-    for _ in range(steps):
-        k, solution, it = step(k, _extrapolate(warm))
-        warm = _remember(warm, solution)
-        its.append(int(it))
-    return float(np.mean(its[5:]))
+    run = jax.jit(lambda k: jn.train(net, task, rule, k, key=jax.random.key(0), steps=steps, log_every=steps,
+                                     method="cg").cg_iterations)
+    return float(run(jnp.ones(net.n_edges, jnp.float32))) / (steps + 1)
 
 
 def sparse_floor(net, iterations: float) -> float:
