@@ -39,7 +39,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import rules as rules_module
-from ._checkpoint import _progress_bar, load_tree, save_tree
+from ._checkpoint import _progress_bar, load_tree, read_meta, save_tree
 from ._config import COLUMNS, SCHEMA, SweepConfig, load_config
 from ._generators import disordered_network, random_graph, square_lattice, triangular_lattice
 from ._network import Network
@@ -53,7 +53,6 @@ STATIC = tuple(
 TRACED = tuple(
     key for section, keys in SCHEMA.items() for key, spec in keys.items() if spec.grid and not spec.static
 )
-METRICS = ("loss", "normalized_loss", "test_loss", "accuracy", "test_accuracy", "cosine", "at_bound")
 
 
 class SweepError(ValueError):
@@ -502,7 +501,7 @@ def sweep(
                         smoothing=0.1)
     wall_start = time.perf_counter()
     ran_steps = 0
-    progress = _progress_meta(progress_path) if os.path.exists(progress_path) else None
+    progress = read_meta(progress_path) if os.path.exists(progress_path) else None
     _sync("jaxnet-sweep-start")
     for group, runner in zip(groups, runners):
         lengths = _segment_lengths(group.static["steps"], group.static["log_every"], config.sweep["checkpoint_every"])
@@ -568,12 +567,6 @@ def _sync(name: str) -> None:
 def _read_json(path: str) -> dict:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
-
-
-def _progress_meta(path: str) -> dict:
-    from ._checkpoint import read_meta
-
-    return read_meta(path)
 
 
 def _save_npz(path: str, **arrays) -> None:
