@@ -105,8 +105,7 @@ def _is_key(x) -> bool:
 def save_tree(path: str, tree: Any, meta: dict | None = None, arrays: dict[str, np.ndarray] | None = None) -> None:
     """Write `tree` (a pytree of arrays, typed PRNG keys allowed) to `path` atomically.
 
-    The file (`.npz`) is written beside `path` and renamed over it, so a reader sees either
-    the old file or the new one, never half of one. `meta` (JSON-able) and extra named
+    The file (`.npz`) is written with `atomic_write`. `meta` (JSON-able) and extra named
     `arrays` are stored with it. Arrays sharded over several processes must be gathered
     first (e.g. `jax.experimental.multihost_utils.process_allgather`).
     """
@@ -116,9 +115,17 @@ def save_tree(path: str, tree: Any, meta: dict | None = None, arrays: dict[str, 
                   key_impls={str(i): str(jax.random.key_impl(x)) for i, x in enumerate(leaves) if _is_key(x)})
     for name, value in (arrays or {}).items():
         stored[f"extra/{name}"] = np.asarray(value)
-    tmp = f"{path}.tmp{os.getpid()}.npz"
+    atomic_write(path, lambda f: np.savez(f, header=json.dumps(header), **stored))
+
+
+def atomic_write(path: str, write: Callable[[Any], None]) -> None:
+    """Write `path` through `write(binary_file)` into a temporary file beside it, then rename.
+
+    A reader (or a run resumed after a kill) sees the old file or the new one, never half.
+    """
+    tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "wb") as f:
-        np.savez(f, header=json.dumps(header), **stored)
+        write(f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -39,7 +39,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import rules as rules_module
-from ._checkpoint import _progress_bar, load_tree, read_meta, save_tree
+from ._checkpoint import _progress_bar, atomic_write, load_tree, read_meta, save_tree
 from ._config import COLUMNS, SCHEMA, SweepConfig, load_config
 from ._generators import disordered_network, random_graph, square_lattice, triangular_lattice
 from ._network import Network
@@ -307,7 +307,7 @@ class _Runner:
         return self.compiled[name](*args)
 
     def start(self, inputs, keys):
-        """Initial `TrainState`s (keys as raw key data) of a chunk, on the devices."""
+        """Initial `TrainState`s (keys as raw key data) of a chunk; `inputs` on the devices."""
         static = self.static
 
         def one(net, task, hyper, key_data):
@@ -316,11 +316,10 @@ class _Runner:
             k0 = _initial_conductances(static, rule, hyper, k0_key, net.n_edges, self.dtype)
             return _plain(initial_state(net, task, rule, k0, train_key))
 
-        args = self.to_devices((*inputs, keys))
-        return self._compile("start", jax.vmap(one), *args)
+        return self._compile("start", jax.vmap(one), *inputs, self.to_devices(keys))
 
     def segment(self, inputs, state, steps: int):
-        """Advance a chunk's states by `steps`; returns `(state, logs)` on the devices."""
+        """Advance a chunk's states by `steps` (`inputs` on the devices): `(state, logs)`."""
         static = self.static
         batch = None if static["batch_size"] == "full" else static["batch_size"]
 
@@ -333,7 +332,7 @@ class _Runner:
                     "test_accuracy": result.test_accuracy, "cosine": result.cosine}
             return _plain(result.state), {k: v for k, v in logs.items() if v is not None}
 
-        return self._compile(("segment", steps), jax.vmap(one), *self.to_devices(inputs), state)
+        return self._compile(("segment", steps), jax.vmap(one), *inputs, state)
 
 
 _NETWORK_TASK_KEYS = ("network", "n_nodes", "coordination", "rows", "cols", "n_edges",
@@ -362,10 +361,7 @@ def _segment_lengths(steps: int, log_every: int, every: int) -> list[int]:
 
 
 def _write_json(path: str, data: dict) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, default=str)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write(json.dumps(data, indent=1, default=str).encode()))
 
 
 def _chunk_name(group: int, chunk: int) -> str:
@@ -376,7 +372,7 @@ def _rows(points: list[dict], units: np.ndarray, runs: np.ndarray, logs: dict, n
     """The tidy rows of finished runs: one per (run, logged step)."""
     import pandas as pd
 
-    n_runs, n_logged = logs["loss"].shape
+    n_logged = logs["loss"].shape[1]
     point_ids = np.repeat(units[:, 0], n_logged)
     table = pd.DataFrame(points).reindex(columns=list(COLUMNS)).iloc[point_ids].reset_index(drop=True)
     table.insert(0, "run", np.repeat(runs, n_logged))
@@ -478,7 +474,7 @@ def sweep(
         if not os.path.exists(os.path.join(out_dir, "config.toml")):
             _write_config_copy(out_dir, source, config, overrides)
         previous = _read_json(metadata_path).get("invocations", []) if os.path.exists(metadata_path) else []
-        _write_json(metadata_path, _metadata(config, groups, "running", out_dir, previous))
+        _write_json(metadata_path, _metadata(groups, "running", previous))
     chunk_dir = os.path.join(out_dir, "chunks")
     os.makedirs(chunk_dir, exist_ok=True)
     progress_path = os.path.join(out_dir, "progress.npz")
@@ -510,6 +506,7 @@ def sweep(
             if os.path.exists(os.path.join(chunk_dir, name + ".parquet")):
                 continue
             units, inputs, keys = runner.inputs(c)
+            inputs = runner.to_devices(inputs)  # once per chunk, for every segment
             state = runner.start(inputs, keys)
             logs: dict[str, list] = {}
             first = 0
@@ -549,7 +546,7 @@ def sweep(
         bar.close()
     wall = time.perf_counter() - wall_start
     if writer:
-        _finish(out_dir, groups, config, dict(
+        _finish(out_dir, groups, dict(
             wall_s=wall, compile_s=sum(r.compile_s for r in runners), setup_s=sum(r.setup_s for r in runners),
             network_steps=ran_steps))
     _sync("jaxnet-sweep-done")
@@ -570,15 +567,11 @@ def _read_json(path: str) -> dict:
 
 
 def _save_npz(path: str, **arrays) -> None:
-    tmp = f"{path}.tmp{os.getpid()}.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def _save_parquet(table, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    table.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: table.to_parquet(f, index=False))
 
 
 def _diff(saved, current, prefix="") -> list[str]:
@@ -596,6 +589,8 @@ def _diff(saved, current, prefix="") -> list[str]:
 def _prepare_dir(out_dir: str, normalized: dict, fresh: bool, writer: bool) -> None:
     """Refuse a directory that holds another sweep or foreign files; `fresh` empties it."""
     config_path = os.path.join(out_dir, "config.json")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise SweepError(f"{out_dir} is a file, not a directory; give a directory for the sweep.")
     if fresh and writer and os.path.isdir(out_dir):
         for name in ("results.parquet", "conductances.npz", "config.toml", "config.json", "plan.json",
                      "metadata.json", "progress.npz", "chunks"):
@@ -633,7 +628,7 @@ def _write_config_copy(out_dir: str, source, config: SweepConfig, overrides) -> 
         f.write(text)
 
 
-def _metadata(config: SweepConfig, groups: list[Group], status: str, out_dir: str, previous=None) -> dict:
+def _metadata(groups: list[Group], status: str, previous: list) -> dict:
     import importlib.metadata
 
     return dict(
@@ -645,11 +640,11 @@ def _metadata(config: SweepConfig, groups: list[Group], status: str, out_dir: st
         process_count=jax.process_count(),
         groups=[dict(index=g.index, static=g.static, runs=len(g.units), chunk_size=g.chunk_size,
                      chunks=g.n_chunks) for g in groups],
-        invocations=previous or [],
+        invocations=previous,
     )
 
 
-def _finish(out_dir: str, groups: list[Group], config: SweepConfig, invocation: dict) -> None:
+def _finish(out_dir: str, groups: list[Group], invocation: dict) -> None:
     """Merge the chunk files into results.parquet and conductances.npz; mark complete."""
     import pandas as pd
 
@@ -670,7 +665,7 @@ def _finish(out_dir: str, groups: list[Group], config: SweepConfig, invocation: 
     _save_npz(os.path.join(out_dir, "conductances.npz"), **arrays)
     metadata_path = os.path.join(out_dir, "metadata.json")
     previous = _read_json(metadata_path).get("invocations", []) if os.path.exists(metadata_path) else []
-    _write_json(metadata_path, _metadata(config, groups, "complete", out_dir, previous + [invocation]))
+    _write_json(metadata_path, _metadata(groups, "complete", previous + [invocation]))
     shutil.rmtree(chunk_dir, ignore_errors=True)
 
 

@@ -220,3 +220,12 @@ def test_example_configs_are_valid():
     assert len(names) >= 4
     for name in names:
         assert jn.load_config(os.path.join(examples, name)).points()
+
+
+def test_out_dir_that_is_a_file_or_holds_other_files_is_refused(tmp_path):
+    a_file = tmp_path / "results"
+    a_file.write_text("not a sweep")
+    with pytest.raises(jn.SweepError, match="is a file, not a directory"):
+        jn.sweep(SMALL, str(a_file))
+    with pytest.raises(jn.SweepError, match="is not empty and holds no sweep"):
+        jn.sweep(SMALL, str(tmp_path))
