@@ -99,12 +99,21 @@ def test_gradient_descent_matches_numpy(setup):
     np.testing.assert_allclose(result.loss[0], losses[0], rtol=1e-10)
 
 
-@pytest.mark.parametrize("spacing", ["linear", "geometric"])
+NUMPY_LEVELS = {
+    "linear": lambda k_min, k_max, n: np.linspace(k_min, k_max, n),
+    "geometric": lambda k_min, k_max, n: np.geomspace(k_min, k_max, n),
+    # digital potentiometer taps: evenly spaced resistances, from 1/k_min down to 1/k_max
+    "resistance": lambda k_min, k_max, n: 1 / np.linspace(1 / k_min, 1 / k_max, n),
+}
+
+
+@pytest.mark.parametrize("spacing", list(NUMPY_LEVELS))
 def test_discrete_matches_numpy(setup, spacing):
     net, task, edges = setup
     n_states, k_min, k_max, eta, threshold = 32, 0.2, 2.0, 0.5, 1e-5
     rule = jn.rules.discrete(eta, n_states, k_min, k_max, spacing=spacing, threshold=threshold)
-    levels = np.linspace(k_min, k_max, n_states) if spacing == "linear" else np.geomspace(k_min, k_max, n_states)
+    levels = NUMPY_LEVELS[spacing](k_min, k_max, n_states)
+    np.testing.assert_allclose(rule.levels, levels, rtol=1e-12)
     s0 = np.asarray(jax.random.randint(jax.random.key(5), (net.n_edges,), 8, 24))
     result = jn.train(net, task, rule, rule.levels[s0], key=jax.random.key(0), steps=40)
     s = s0.copy()
@@ -127,7 +136,7 @@ def test_discrete_stays_on_grid_with_lab_noise(setup):
 
 
 def test_discrete_grid_check_accepts_float32_levels():
-    for spacing in ("linear", "geometric"):
+    for spacing in NUMPY_LEVELS:
         rule = jn.rules.discrete(0.1, 1024, 0.01, 100.0, spacing=spacing)
         levels32 = rule.levels.astype(jnp.float32)
         rule.init(jax.random.key(0), levels32)  # every level, in float32: accepted

@@ -14,6 +14,9 @@ from .._checks import check_bounds, check_non_negative, check_positive, is_concr
 from ._base import Rule
 from ._coupled import contrast
 
+Spacing = Literal["linear", "geometric", "resistance"]
+SPACINGS = ("linear", "geometric", "resistance")
+
 
 class DiscreteState(eqx.Module):
     """Per-edge comparator offsets `(E,)`, drawn once at `init` (zero when disabled)."""
@@ -28,7 +31,7 @@ class Discrete(Rule):
     n_states: int = eqx.field(static=True)
     k_min: Float[Array, ""] | float
     k_max: Float[Array, ""] | float
-    spacing: Literal["linear", "geometric"] = eqx.field(static=True)
+    spacing: Spacing = eqx.field(static=True)
     threshold: Float[Array, ""] | float = 0.0
     offset_std: Float[Array, ""] | float = 0.0
     noise_std: Float[Array, ""] | float = 0.0
@@ -37,8 +40,8 @@ class Discrete(Rule):
         check_positive("eta", self.eta)
         if self.n_states < 2:
             raise ValueError(f"n_states must be >= 2; got {self.n_states}.")
-        if self.spacing not in ("linear", "geometric"):
-            raise ValueError(f"spacing must be 'linear' or 'geometric'; got {self.spacing!r}.")
+        if self.spacing not in SPACINGS:
+            raise ValueError(f"spacing must be one of {', '.join(map(repr, SPACINGS))}; got {self.spacing!r}.")
         check_bounds(self.k_min, self.k_max)
         for name in ("threshold", "offset_std", "noise_std"):
             check_non_negative(name, getattr(self, name))
@@ -47,17 +50,21 @@ class Discrete(Rule):
         """Continuous level coordinate of `k`: 0 at k_min, n_states - 1 at k_max."""
         if self.spacing == "linear":
             unit = (k - self.k_min) / (self.k_max - self.k_min)
-        else:
+        elif self.spacing == "geometric":
             unit = jnp.log(k / self.k_min) / jnp.log(self.k_max / self.k_min)
+        else:
+            unit = (1 / self.k_min - 1 / k) / (1 / self.k_min - 1 / self.k_max)
         return unit * (self.n_states - 1)
 
     @property
     def levels(self) -> Float[Array, " states"]:
-        """The `n_states` conductance levels from `k_min` to `k_max`."""
+        """The `n_states` conductance levels from `k_min` to `k_max` (increasing)."""
         unit = jnp.linspace(0.0, 1.0, self.n_states)
         if self.spacing == "linear":
             return self.k_min + unit * (self.k_max - self.k_min)
-        return self.k_min * (self.k_max / self.k_min) ** unit
+        if self.spacing == "geometric":
+            return self.k_min * (self.k_max / self.k_min) ** unit
+        return 1 / (1 / self.k_min - unit * (1 / self.k_min - 1 / self.k_max))
 
     def state_index(self, k: Float[Array, " edges"]) -> Array:
         """Level index `s` of each conductance (nearest level)."""
@@ -90,14 +97,17 @@ def discrete(
     n_states: int,
     k_min,
     k_max,
-    spacing: Literal["linear", "geometric"] = "linear",
+    spacing: Spacing = "linear",
     threshold=0.0,
     offset_std=0.0,
     noise_std=0.0,
 ) -> Discrete:
     """The laboratory's discrete coupled-learning rule (twin networks, digital potentiometers).
 
-    Each edge sits on one of `n_states` levels, linear or geometric from `k_min` to `k_max`.
+    Each edge sits on one of `n_states` levels from `k_min` to `k_max`, spaced evenly in
+    conductance (`"linear"`), in log conductance (`"geometric"`) or in resistance
+    (`"resistance"`: the taps of a digital potentiometer, `1/k` evenly spaced from `1/k_min` to
+    `1/k_max`, so the levels crowd together at low conductance).
     With `d = mean over examples of [(dV_F)^2 - (dV_C)^2]` (clamped state nudged by `eta`) the
     edge's level index moves `s <- clip(s + sign(d) * [|d| > threshold], 0, n_states - 1)`.
 
