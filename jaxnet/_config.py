@@ -72,8 +72,11 @@ RULE_KINDS = ("coupled_learning", "discrete", "gradient_descent")
 
 SCHEMA: dict[str, dict[str, Key]] = {
     "sweep": {
-        "steps": Key(1000, _int(1), "learning steps per run"),
+        "steps": Key(1000, _int(1), "learning steps per run (updates per edge with clock = 'edge_updates')"),
         "log_every": Key(100, _int(1), "log losses every this many steps (and after the last)"),
+        "clock": Key("steps", _choice("steps", "edge_updates"),
+                     "what steps and log_every count: learning steps, or updates per edge (p x step, "
+                     "so a point with update probability p runs steps / p steps)", grid=False),
         "batch_size": Key("full", _batch, "examples per step: 'full' or a mini-batch size"),
         "networks": Key(8, _int(1), "network instances (network seeds) per grid point", grid=False),
         "seeds": Key(1, _int(1), "training seeds (initial conductances, PRNG) per network", grid=False),
@@ -112,7 +115,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "k_min": Key(REQUIRED, POSITIVE, "lowest conductance (coupled/gradient: 1e-6)", static=False),
         "k_max": Key(REQUIRED, POSITIVE, "highest conductance (coupled/gradient: 1e6)", static=False),
         "n_states": Key(128, _int(2), "conductance levels", kinds=("discrete",)),
-        "spacing": Key("linear", _choice("linear", "geometric"), "level spacing", kinds=("discrete",)),
+        "spacing": Key("linear", _choice("linear", "geometric", "resistance"),
+                       "level spacing: even in k, in log k, or in resistance 1/k (potentiometer taps)",
+                       kinds=("discrete",)),
         "threshold": Key(0.0, NON_NEGATIVE, "dead zone of the comparator", static=False, kinds=("discrete",)),
         "offset_std": Key(0.0, NON_NEGATIVE, "per-edge comparator offset", static=False, kinds=("discrete",)),
         "noise_std": Key(0.0, NON_NEGATIVE, "per-update comparator noise", static=False, kinds=("discrete",)),
@@ -181,6 +186,9 @@ class SweepConfig:
                         axes.append([(column, v) for v in (values if isinstance(values, list) else [values])])
             for combo in itertools.product(*axes):
                 point = dict(combo)
+                if self.sweep["clock"] == "edge_updates":
+                    point["steps"], point["log_every"] = (
+                        _steps_for_updates(point[k], point["p"], f"sweep.{k}") for k in ("steps", "log_every"))
                 for section, spec_keys in SCHEMA.items():
                     kind = point.get(section)
                     for key, spec in spec_keys.items():
@@ -193,6 +201,16 @@ class SweepConfig:
                 if point not in out:
                     out.append(point)
         return out
+
+
+def _steps_for_updates(updates: int, p: float, name: str) -> int:
+    """Learning steps that give `updates` updates per edge at update probability `p`."""
+    steps = round(updates / p) if p > 0 else 0
+    if p == 0 or abs(steps * p - updates) > 1e-9 * updates:
+        raise ConfigError(
+            f"{name} = {updates} updates per edge (clock = 'edge_updates') is not a whole number of "
+            f"steps at rule.p = {p}: choose values where {name} / p is an integer (p > 0).")
+    return steps
 
 
 def _where(section: str, index: int | None) -> str:

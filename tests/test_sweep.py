@@ -123,7 +123,17 @@ BAD = [
     ({"sweep.networks": [1, 2]}, r"sweep.networks .* cannot be a list"),
     ({"network.rows": 3}, r"network.rows in \[network\] is not used by kind 'disordered'"),
     ({"sweep.dtype": "float16"}, r"sweep.dtype .* allowed: one of 'float32', 'float64'"),
+    ({"sweep.clock": "edge_updates", "rule.p": 0.3},
+     r"sweep.steps = 40 updates per edge \(clock = 'edge_updates'\) is not a whole number of steps at rule.p = 0.3"),
 ]
+
+
+def test_edge_update_clock_runs_each_p_for_steps_over_p():
+    points = jn.load_config(SMALL, {"sweep.clock": "edge_updates", "rule.p": [1.0, 0.5, 0.05]}).points()
+    runs = {(pt["rule"], pt["p"]): (pt["steps"], pt["log_every"]) for pt in points}
+    assert runs[("coupled_learning", 1.0)] == (40, 10)
+    assert runs[("coupled_learning", 0.5)] == (80, 20)
+    assert runs[("gradient_descent", 0.05)] == (800, 200)
 
 
 @pytest.mark.parametrize("overrides,match", BAD)
