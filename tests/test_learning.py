@@ -133,6 +133,12 @@ def test_discrete_stays_on_grid_with_lab_noise(setup):
     assert np.abs(np.asarray(result.conductances)[:, None] - levels[None]).min(axis=1).max() < 1e-12
     with pytest.raises(ValueError, match="not on the level grid"):
         jn.train(net, task, rule, jnp.full(net.n_edges, 0.5), key=jax.random.key(0), steps=2)
+    # conductances closed over inside jit are concrete: checked while tracing (once a crash)
+    on_grid, off_grid = rule.levels[jnp.full(net.n_edges, 8)], jnp.full(net.n_edges, 0.5)
+    offsets = jax.jit(lambda key: rule.init(key, on_grid).offset)(jax.random.key(0))
+    np.testing.assert_allclose(offsets, rule.init(jax.random.key(0), on_grid).offset, rtol=1e-12)
+    with pytest.raises(ValueError, match="not on the level grid"):
+        jax.jit(lambda key: rule.init(key, off_grid).offset)(jax.random.key(0))
 
 
 def test_discrete_grid_check_accepts_float32_levels():

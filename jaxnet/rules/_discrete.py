@@ -74,7 +74,8 @@ class Discrete(Rule):
         if is_concrete(k, self.k_min, self.k_max):
             # Within 1% of a level spacing counts as on the grid (float32 rounding of the
             # level coordinate reaches ~1e-4 with a thousand geometric levels).
-            position, tol = np.asarray(self._position(jnp.asarray(k))), 1e-2
+            with jax.ensure_compile_time_eval():  # concrete k inside a jit trace: check it now
+                position, tol = np.asarray(self._position(jnp.asarray(k))), 1e-2
             bad = (np.abs(position - np.round(position)) > tol) | (position < -tol) | (position > self.n_states - 1 + tol)
             if bad.any():
                 e = int(np.flatnonzero(bad)[0])
