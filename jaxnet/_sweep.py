@@ -40,7 +40,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import rules as rules_module
 from ._checkpoint import _progress_bar, atomic_write, load_tree, read_meta, save_tree
-from ._config import COLUMNS, SCHEMA, SweepConfig, load_config
+from ._config import COLUMNS, SCHEMA, ConfigError, SweepConfig, load_config
 from ._generators import disordered_network, random_graph, square_lattice, triangular_lattice
 from ._network import Network
 from ._tasks import allostery_task, iris_task, regression_task
@@ -142,6 +142,7 @@ def rebuild_run(config: str | dict | SweepConfig, run: int) -> RunInputs:
     if not 0 <= run < len(points) * n_instances:
         raise ValueError(f"run must lie in [0, {len(points) * n_instances}); got {run}.")
     point = points[run // n_instances]
+    _check_x64([point])
     network_seed, init_seed = divmod(run % n_instances, config.sweep["seeds"])
     k_net, k_task = _network_key(config.sweep["seed"], network_seed)
     net = make_network(point, k_net)
@@ -155,6 +156,14 @@ def rebuild_run(config: str | dict | SweepConfig, run: int) -> RunInputs:
                   batch_size=None if point["batch_size"] == "full" else point["batch_size"],
                   track_cosine=point["track_cosine"])
     return RunInputs(net, task, rule, k0, train_key, kwargs)
+
+
+def _check_x64(points: list[dict]) -> None:
+    """float64 points need 64-bit JAX: without it JAX would silently compute in float32."""
+    if any(p["dtype"] == "float64" for p in points) and not jax.config.jax_enable_x64:
+        raise ConfigError(
+            "sweep.dtype = 'float64' needs 64-bit JAX, which is off (JAX would silently use float32): run "
+            "under `with jax.enable_x64(True):`, or set JAX_ENABLE_X64=1 (the jaxnet command does it for you).")
 
 
 def _initial_conductances(point, rule, hyper, key, n_edges, dtype):
@@ -443,6 +452,7 @@ def sweep(
     writer = jax.process_index() == 0
     say = (lambda *a: print(*a, flush=True)) if (writer and not quiet) else (lambda *a: None)
     points, groups = _plan(config)
+    _check_x64(points)
     normalized = json.loads(json.dumps(config.as_dict(), default=str))
 
     _prepare_dir(out_dir, normalized, fresh, writer)
