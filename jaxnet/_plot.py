@@ -33,6 +33,7 @@ def plot_sweep(
     col: str | None = None,
     row: str | None = None,
     title: str | None = None,
+    logx: bool = False,
 ):
     """Learning curves of a sweep to a PNG: median over instances with the quartile band.
 
@@ -45,6 +46,7 @@ def plot_sweep(
     - `hue`: config column(s) whose values get one curve each; default: every grid column
       that varies, except those used for `col` and `row`.
     - `col`, `row`: config columns to facet by.
+    - `logx`: a log x axis (points at x <= 0 are left out), for runs whose lengths span decades.
 
     **Returns:** the matplotlib `Figure`.
 
@@ -86,12 +88,16 @@ def plot_sweep(
             groups = part.groupby(hue, dropna=False, sort=True) if hue else [((), part)]
             for key, curves in groups:
                 key = key if isinstance(key, tuple) else (key,)
+                if logx:
+                    curves = curves[curves[x] > 0]
                 stats = curves.groupby(x)[y].quantile([0.25, 0.5, 0.75]).unstack()
                 label = ", ".join(_label_of(h, v) for h, v in zip(hue, key) if v is not None and v == v) or y
                 line, = ax.plot(stats.index, stats[0.5], label=label)
                 ax.fill_between(stats.index, stats[0.25], stats[0.75], color=line.get_color(), alpha=0.2, lw=0)
             if y in LOG_METRICS:
                 ax.set_yscale("log")
+            if logx:
+                ax.set_xscale("log")
             ax.set_title(", ".join(_label_of(n, v) for n, v in ((row, rv), (col, cv)) if n), fontsize=9)
             if i == len(row_values) - 1:
                 ax.set_xlabel(LABELS.get(x, x))

@@ -310,3 +310,42 @@ def _error_if(tree, pred, msg):
 
 def _fraction_at_bound(k, k_min, k_max):
     return jnp.mean((k <= k_min) | (k >= k_max)).astype(k.dtype)
+
+
+def conductance_trajectory(
+    net: Network,
+    task: Task,
+    rule: Rule,
+    start: Float[Array, " edges"] | TrainState,
+    *,
+    key: PRNGKeyArray | None = None,
+    steps: int,
+    every: int = 1,
+    **train_kwargs,
+) -> tuple[TrainState, Float[Array, "records edges"]]:
+    """The conductances of a run every `every` steps: `train` continued in a `lax.scan`.
+
+    Because a run continued from its `TrainState` is the uninterrupted run bit for bit, the
+    recorded conductances are those of `train(net, task, rule, start, key=key, steps=steps)`.
+    Each record costs one extra solve (the loss `train` logs at the end of a call).
+
+    **Arguments:** as `train`; `steps` a multiple of `every`; `train_kwargs` go to `train`
+    (`batch_size`, `method`).
+
+    **Returns:** `(state, k)`: the final `TrainState` and `k` `(steps // every + 1, E)`, the
+    conductances at steps `0, every, ..., steps` of this call.
+    """
+    if every < 1 or steps % every:
+        raise ValueError(f"steps ({steps}) must be a positive multiple of every ({every}).")
+    if not isinstance(start, TrainState):
+        _check(net, task, rule, start, key, steps, train_kwargs.get("batch_size"), 1)
+        start = initial_state(net, task, rule, jnp.asarray(start, jnp.result_type(start, float)), key)
+    elif key is not None:
+        raise ValueError("a TrainState carries its own key: pass key=None when continuing a run.")
+
+    def record(state, _):
+        state = train(net, task, rule, state, steps=every, log_every=every, **train_kwargs).state
+        return state, state.conductances
+
+    state, ks = jax.lax.scan(record, start, length=steps // every)
+    return state, jnp.concatenate([start.conductances[None], ks])
