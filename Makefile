@@ -18,7 +18,7 @@ demo: $(VENV)/.installed
 	$(BIN)/python -m jaxnet.demo
 
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n auto --dist loadfile tests
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks

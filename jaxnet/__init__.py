@@ -13,6 +13,7 @@ from ._generators import (
     to_networkx as to_networkx,
     triangular_lattice as triangular_lattice,
 )
+from ._measures import spread_over_keys as spread_over_keys, stuck_measures as stuck_measures
 from ._network import Network as Network
 from ._plot import plot_sweep as plot_sweep
 from ._sharding import shard_instances as shard_instances
@@ -44,6 +45,13 @@ from ._sweep import (
     rebuild_run as rebuild_run,
     sweep as sweep,
 )
-from ._train import TrainResult as TrainResult, TrainState as TrainState, initial_state as initial_state, train as train
+from ._train import (
+    TrainResult as TrainResult,
+    TrainState as TrainState,
+    conductance_trajectory as conductance_trajectory,
+    initial_state as initial_state,
+    train as train,
+)
+from ._reproduce import reproduce as reproduce
 
 __version__ = importlib.metadata.version("jaxnet")

@@ -2,6 +2,10 @@
 
     jaxnet sweep CONFIG.toml --out DIR [--fresh] [--quiet] [--set section.key=VALUE ...]
     jaxnet plot DIR [--x step] [--y normalized_loss] [--hue p] [--col rule] [--row task] [--out FILE]
+    jaxnet reproduce --out DIR [--quick | --full | --smoke] [--claim 1|2|3|gd|all] [--quiet]
+
+On a CPU, `sweep` and `reproduce` expose every core as a JAX device (unless XLA_FLAGS already
+sets the count) so the engine shards runs over them.
 
 Several hosts: start one process per host with `--coordinator HOST:PORT --num-processes N
 --process-id I` (or let `jax.distributed.initialize()` find them on a cluster).
@@ -26,6 +30,23 @@ def _parse_set(items: list[str]) -> dict:
         except tomllib.TOMLDecodeError:
             overrides[name.strip()] = text  # a bare word: a string
     return overrides
+
+
+def _use_every_cpu_core() -> None:
+    """One JAX CPU device per core, so the engine shards over them (before JAX starts a backend).
+
+    An explicit count (XLA_FLAGS or JAX_NUM_CPU_DEVICES) wins; once JAX has started (e.g.
+    `main` called from a program that already ran JAX) the device count stays as it is.
+    """
+    import jax
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" in flags or "JAX_NUM_CPU_DEVICES" in os.environ:
+        return
+    try:
+        jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
+    except RuntimeError:
+        pass  # backends already initialized
 
 
 def _distributed(args) -> None:
@@ -57,16 +78,35 @@ def main(argv: list[str] | None = None) -> int:
     plot.add_argument("--col", help="config column to facet by, in columns")
     plot.add_argument("--row", help="config column to facet by, in rows")
     plot.add_argument("--out", help="PNG path (default DIR/curves-<y>.png)")
+    paper = commands.add_parser("reproduce", help="rerun the desynchronous-learning paper's claims; write a report")
+    paper.add_argument("--out", required=True, help="output directory (report.md, claims.json, figures, sweeps/)")
+    scale = paper.add_mutually_exclusive_group()
+    scale.add_argument("--quick", dest="scale", action="store_const", const="quick",
+                       help="minutes on a 2-core CPU (the default)")
+    scale.add_argument("--full", dest="scale", action="store_const", const="full",
+                       help="paper scale, thousands of runs: meant for a GPU")
+    scale.add_argument("--smoke", dest="scale", action="store_const", const="smoke",
+                       help="seconds: checks the pipeline, its numbers mean nothing")
+    paper.add_argument("--claim", default="all", choices=["1", "2", "3", "gd", "all"],
+                       help="which claim (gd: coupled learning against gradient descent)")
+    paper.add_argument("--quiet", action="store_true", help="no progress bars or messages")
     args = parser.parse_args(argv)
+    if args.command in ("sweep", "reproduce") and not (args.command == "sweep" and args.num_processes > 1):
+        _use_every_cpu_core()
+
+    import jax
 
     import jaxnet as jn
 
     try:
         if args.command == "sweep":
             overrides = _parse_set(args.set)
-            jn.load_config(args.config, overrides)  # a bad config fails here, before anything runs
+            config = jn.load_config(args.config, overrides)  # a bad config fails here, before anything runs
             _distributed(args)
-            jn.sweep(args.config, args.out, fresh=args.fresh, quiet=args.quiet, overrides=overrides)
+            with jax.enable_x64(any(p["dtype"] == "float64" for p in config.points())):
+                jn.sweep(args.config, args.out, fresh=args.fresh, quiet=args.quiet, overrides=overrides)
+        elif args.command == "reproduce":
+            jn.reproduce(args.out, scale=args.scale or "quick", claims=args.claim, quiet=args.quiet)
         else:
             out = args.out or os.path.join(args.dir, f"curves-{args.y}.png")
             jn.plot_sweep(args.dir, out, x=args.x, y=args.y, hue=args.hue, col=args.col, row=args.row)

@@ -1,0 +1,212 @@
+"""The paper's reproduction: its measures on cases with known answers, and the pipeline end to end."""
+
+import json
+import os
+import re
+import shlex
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+import jaxnet as jn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# ---------------------------------------------------------------- stuck-state measures
+
+
+def test_stuck_measures_on_hand_made_cycles():
+    period2 = np.array([[0, 5], [1, 5]] * 20)  # edge 0 goes up, down, up, ...; edge 1 never moves
+    m = jn.stuck_measures(period2, window=20)
+    assert m == dict(distinct_states=2.0, move_rate=0.5, undo_fraction=1.0, cycle_length=2.0)
+
+    # a 3-cycle: (0,0) -> (1,0) -> (1,1) -> (0,0): each edge's moves alternate up and down
+    period3 = np.array([[0, 0], [1, 0], [1, 1]] * 20)
+    m = jn.stuck_measures(period3, window=30)
+    assert m["cycle_length"] == 3 and m["distinct_states"] == 3 and m["undo_fraction"] == 1.0
+    assert m["move_rate"] == pytest.approx(4 / 6)
+
+    frozen = np.full((40, 3), 7)
+    m = jn.stuck_measures(frozen)
+    assert m["cycle_length"] == 1 and m["distinct_states"] == 1 and m["move_rate"] == 0
+    assert np.isnan(m["undo_fraction"])
+
+    walk = np.stack([np.arange(40), np.arange(40) // 2], axis=1)  # keeps going one way: never stuck
+    m = jn.stuck_measures(walk, window=20)
+    assert m["cycle_length"] == 0 and m["distinct_states"] == 20 and m["undo_fraction"] == 0
+    assert m["move_rate"] == pytest.approx(0.75)
+
+    with pytest.raises(ValueError, match="window must lie in"):
+        jn.stuck_measures(walk, window=40)
+
+
+def test_spread_over_keys_known_answer():
+    reference = np.array([0.5, 1.0, 2.0, 4.0])
+    sigma = 0.3
+    finals = np.stack([reference * np.exp(sigma), reference * np.exp(-sigma)])  # ln k = ln ref +- sigma
+    m = jn.spread_over_keys(finals, reference)
+    assert m["spread"] == pytest.approx(sigma) and m["deviation"] == pytest.approx(sigma)
+    shifted = jn.spread_over_keys(finals * np.exp(0.4), reference)  # same spread, farther away
+    assert shifted["spread"] == pytest.approx(sigma)
+    assert shifted["deviation"] == pytest.approx(np.sqrt(sigma**2 + 0.4**2))
+    same = jn.spread_over_keys(np.stack([reference] * 3))
+    assert same["spread"] == 0 and np.isnan(same["deviation"])
+
+
+# ---------------------------------------------------------------- trajectories and desync at p = 1
+
+
+def test_conductance_trajectory_is_the_trained_run():
+    net = jn.triangular_lattice(3, 3)
+    task = jn.iris_task(jax.random.key(1), net, n_train=30)
+    rule = jn.rules.desync(jn.rules.discrete(0.5, 32, 0.1, 1.0, spacing="resistance", noise_std=1e-5), 0.5)
+    k0 = rule.rule.levels[jnp.full(net.n_edges, 16)].astype(jnp.float32)
+    key = jax.random.key(2)
+    state, ks = jn.conductance_trajectory(net, task, rule, k0, key=key, steps=30, every=3)
+    assert ks.shape == (11, net.n_edges)
+    np.testing.assert_array_equal(ks[0], k0)
+    for steps in (9, 30):
+        np.testing.assert_array_equal(ks[steps // 3], jn.train(net, task, rule, k0, key=key, steps=steps).conductances)
+    np.testing.assert_array_equal(state.conductances, ks[-1])
+    with pytest.raises(ValueError, match="multiple of every"):
+        jn.conductance_trajectory(net, task, rule, k0, key=key, steps=10, every=3)
+
+
+PIPELINE = """
+[sweep]
+steps = 30
+log_every = 10
+networks = 2
+seeds = 2
+
+[network]
+kind = "triangular"
+rows = 3
+cols = 3
+k0_low = 0.2
+k0_high = 0.5
+
+[task]
+kind = "iris"
+n_train = 30
+
+[[rule]]
+kind = "discrete"
+eta = 0.5
+n_states = 32
+spacing = "resistance"
+k_min = 0.1
+k_max = 1.0
+noise_std = 1e-5
+p = [1.0, 0.5]
+"""
+
+
+def test_desync_at_p1_is_sync_in_the_pipeline(tmp_path):
+    """p = 1 inside a desync group (wrapped, masks drawn) equals the unwrapped synchronous group."""
+    wrapped = jn.sweep(PIPELINE, str(tmp_path / "wrapped"), quiet=True)
+    alone = jn.sweep(PIPELINE.replace("p = [1.0, 0.5]", "p = 1.0"), str(tmp_path / "alone"), quiet=True)
+    sync = wrapped[wrapped.p == 1].reset_index(drop=True)
+    columns = ["run", "step", "loss", "test_loss", "accuracy", "test_accuracy", "at_bound"]
+    pd.testing.assert_frame_equal(sync[columns], alone[columns])
+    k_wrapped, k_alone = jn.load_conductances(str(tmp_path / "wrapped")), jn.load_conductances(str(tmp_path / "alone"))
+    for run in k_alone:
+        np.testing.assert_array_equal(k_wrapped[run], k_alone[run])
+    assert not np.array_equal(k_wrapped[4], k_wrapped[0])  # and p = 0.5 is another run
+
+
+# ---------------------------------------------------------------- the whole reproduction, smoke scale
+
+
+def test_every_scale_of_every_claim_is_a_valid_config():
+    from jaxnet._reproduce import CLAIMS, SCALES, config_path
+
+    for scale, overrides in SCALES.items():
+        for names in CLAIMS.values():
+            for name in names:
+                points = jn.load_config(config_path(name), overrides[name]).points()
+                assert points and all(p["steps"] >= 1 for p in points), (scale, name)
+
+
+def test_reproduction_writes_report_numbers_and_figures(smoke_reproduction):
+    out, document = smoke_reproduction
+    on_disk = json.load(open(os.path.join(out, "claims.json")))
+    assert on_disk["scale"] == "smoke" and set(on_disk["claims"]) == {"1", "2", "3", "gd"}
+    report = open(os.path.join(out, "report.md")).read()
+    for heading in ("## Claim 1", "## Claim 2", "## Claim 3", "## Coupled learning against gradient descent",
+                    "## Where this simulation and the paper differ", "numbers mean nothing"):
+        assert heading in report
+    claims = on_disk["claims"]
+    for claim in claims.values():
+        for figure in claim["figures"]:
+            assert os.path.getsize(os.path.join(out, figure)) > 10_000
+            assert f"]({figure})" in report
+        for sweep in claim["sweeps"].values():
+            assert sweep["config"]["sweep"] and sweep["runs"] > 0
+    # every row of claim 1 compares a p with the same networks' p = 1 runs
+    sync = [r for r in claims["1"]["rows"] if r["p"] == 1]
+    assert sync and all(r["vs_sync"]["median"] == 1 for r in sync)
+    # trajectories repeated by hand end where the sweep's runs ended
+    assert all(s["trajectory_matches_sweep"] == 1 for s in claims["2"]["stuck"])
+    assert {s["p"] for s in claims["2"]["stuck"]} == {1.0, 0.5}
+    # claim 3: p = 1 full batch has no noise: zero spread and zero deviation from itself
+    assert claims["3"]["summary"]["desync:1.0"]["deviation"]["median"] == 0
+    assert claims["3"]["matches"] and all(m["b_by_spread"] == 2 for m in claims["3"]["matches"])
+    # cosines are cosines, in both precisions
+    assert {c["dtype"] for c in claims["gd"]["cosine"]} == {"float32", "float64"}
+    assert all(-1 <= c["cosine"]["median"] <= 1 for c in claims["gd"]["cosine"])
+
+
+def test_reproduction_refuses_another_scale_and_unknown_claims(smoke_reproduction):
+    out, _ = smoke_reproduction
+    with pytest.raises(ValueError, match="holds a reproduction at scale 'smoke', not 'quick'"):
+        jn.reproduce(out, scale="quick")
+    with pytest.raises(ValueError, match="unknown claim '4'"):
+        jn.reproduce(out, scale="smoke", claims="4")
+    with pytest.raises(ValueError, match="unknown scale 'huge'"):
+        jn.reproduce(out, scale="huge")
+
+
+def test_float64_sweep_without_x64_is_an_error_not_float32(tmp_path):
+    with jax.enable_x64(False):
+        with pytest.raises(jn.ConfigError, match="needs 64-bit JAX"):
+            jn.sweep(PIPELINE.replace("seeds = 2", "seeds = 2\ndtype = \"float64\""), str(tmp_path / "x"))
+
+
+def test_readme_reproduce_command_runs(smoke_reproduction, capsys):
+    """README's `jaxnet reproduce` lines, at smoke scale on the session's reproduction."""
+    from jaxnet import cli
+
+    out, _ = smoke_reproduction
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    lines = [line.split("#")[0].strip() for block in re.findall(r"```bash\n(.*?)```", readme, re.S)
+             for line in block.splitlines()]
+    commands = [line for line in lines if line.startswith("jaxnet reproduce")]
+    assert commands
+    for command in commands:
+        argv = [out if a.startswith("out/") else "--smoke" if a in ("--quick", "--full") else a
+                for a in shlex.split(command)[1:]]
+        assert cli.main(argv) == 0, command
+    assert "report:" in capsys.readouterr().out
+
+
+def test_notebook_runs(smoke_reproduction, monkeypatch):
+    """The notebook executes top to bottom (at smoke scale, on the session's reproduction)."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    out, _ = smoke_reproduction
+    monkeypatch.setenv("JAXNET_REPRODUCE_SCALE", "smoke")
+    monkeypatch.setenv("JAXNET_REPRODUCE_OUT", out)
+    notebooks = os.path.join(ROOT, "notebooks")
+    names = sorted(n for n in os.listdir(notebooks) if n.endswith(".ipynb"))
+    assert names
+    for name in names:
+        notebook = nbformat.read(os.path.join(notebooks, name), as_version=4)
+        nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                                resources={"metadata": {"path": notebooks}}).execute()
+        shown = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+        assert any("image/png" in o.get("data", {}) for o in shown), name
+        assert not any(o.get("output_type") == "error" for o in shown), name
