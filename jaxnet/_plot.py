@@ -19,6 +19,16 @@ LABELS = {
 }
 
 
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (figures are written, never shown)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _label_of(name, value) -> str:
     return f"{name}={value:g}" if isinstance(value, (float, np.floating)) else f"{name}={value}"
 
@@ -54,11 +64,6 @@ def plot_sweep(
     jn.plot_sweep(jn.load_sweep("out/quick"), "out/quick/curves.png", hue="p", col="rule")
     ```
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from ._config import COLUMNS
     from ._sweep import load_sweep
 
@@ -67,6 +72,7 @@ def plot_sweep(
     for name in [x, y, col, row] + ([hue] if isinstance(hue, str) else list(hue or [])):
         if name is not None and name not in table.columns:
             raise ValueError(f"{name!r} is not a column of the results; columns: {', '.join(table.columns)}.")
+    plt = pyplot()
     if table[y].isna().all():
         raise ValueError(f"column {y!r} holds no values in this sweep (e.g. accuracy needs a classification task).")
     facets = [c for c in (col, row) if c]

@@ -24,7 +24,7 @@ import numpy as np
 from . import rules as rules_module
 from ._config import load_config
 from ._measures import spread_over_keys, stuck_measures
-from ._plot import plot_sweep
+from ._plot import plot_sweep, pyplot
 from ._sweep import load_conductances, load_sweep, rebuild_run, sweep
 from ._train import conductance_trajectory
 
@@ -149,7 +149,7 @@ def _trajectory_measures(config, table, final_k: dict, n_runs: int) -> list[dict
     is the fraction whose final levels equal the sweep's (vmapped float rounding may differ).
     """
     out = []
-    for point_id, runs in table.groupby("point", sort=True):
+    for _, runs in table.groupby("point", sort=True):
         run_ids = np.sort(runs.run.unique())[:n_runs]
         inputs = [rebuild_run(config, int(r)) for r in run_ids]
         stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *inputs)
@@ -211,8 +211,17 @@ def analyze_claim2(table, conductances: dict, config, out_dir: str, n_runs: int)
     return dict(rows=rows, stuck=stuck, gradient_descent=baseline, figures=figures)
 
 
+def _log_x(ax, values) -> None:
+    """A log x axis ticked at the values measured (p, b, eta), and only there."""
+    import matplotlib.ticker
+
+    ax.set_xscale("log")
+    ax.set_xticks(values, [f"{v:g}" for v in values])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+
+
 def _plot_stuck(stuck: list[dict], rows: list[dict], path: str) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     panels = [("loss_ratio", "final C / C0", True), ("distinct_states", "distinct network states\nin the last quarter", True),
               ("undo_fraction", "fraction of moves that\nundo the previous one", False),
               ("move_rate", "fraction of (edge, step)\nthat change level", False)]
@@ -225,7 +234,7 @@ def _plot_stuck(stuck: list[dict], rows: list[dict], path: str) -> None:
             q = {k: np.array([r[name][k] for r in part]) for k in ("median", "q25", "q75")}
             ax.errorbar(p, q["median"], yerr=[q["median"] - q["q25"], q["q75"] - q["median"]], marker="o",
                         capsize=3, label=task)
-        ax.set_xscale("log")
+        _log_x(ax, sorted({r["p"] for r in source}))
         if log:
             ax.set_yscale("log")
         ax.set_xlabel("update probability p")
@@ -289,12 +298,12 @@ def _concat(*tables):
 
 
 def _plain(value):
-    return int(value) if isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.isdigit()) else (
-        float(value) if not isinstance(value, str) else value)
+    """NumPy scalars as Python numbers (dict keys, JSON)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _plot_claim3(summary, ps, bs, matches, path):
-    plt = _pyplot()
+    plt = pyplot()
     metrics = [("spread", "spread over keys\nRMS std of ln k"), ("deviation", "deviation from sync\nfull batch, RMS of Δ ln k"),
                ("loss_ratio", "final C / C0")]
     fig, axes = plt.subplots(len(metrics), 2, figsize=(9, 2.9 * len(metrics)), sharey="row")
@@ -305,7 +314,7 @@ def _plot_claim3(summary, ps, bs, matches, path):
             q = {k: np.array([summary[f"{family}:{v}"][name][k] for v in values]) for k in ("median", "q25", "q75")}
             ax.plot(values, q["median"], marker="o", color=f"C{j}")
             ax.fill_between(values, q["q25"], q["q75"], alpha=0.2, color=f"C{j}", lw=0)
-            ax.set_xscale("log")
+            _log_x(ax, values)
             ax.set_yscale("log")
             ax.grid(alpha=0.3)
             if i == len(metrics) - 1:
@@ -339,17 +348,19 @@ def analyze_cl_vs_gd(table, out_dir: str) -> dict:
               for (dtype, rule, eta, lr), runs in final.groupby(["dtype", "rule", "eta", "learning_rate"],
                                                                dropna=False, sort=True)]
     figures = ["cl_vs_gd_cosine.png", "cl_vs_gd_curves.png"]
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     for i, dtype in enumerate(sorted({c["dtype"] for c in cosine})):
         part = [c for c in cosine if c["dtype"] == dtype]
         eta = [c["eta"] for c in part]
-        q = {k: np.array([c["cosine"][k] for c in part]) for k in ("median", "q25", "q75")}
-        ax.plot(eta, q["median"], marker="o", label=dtype, color=f"C{i}")
-        ax.fill_between(eta, q["q25"], q["q75"], alpha=0.2, color=f"C{i}", lw=0)
-    ax.set_xscale("log")
+        for j, (metric, when) in enumerate((("cosine", "whole run"), ("cosine_at_start", "step 0"))):
+            q = {k: np.array([c[metric][k] for c in part]) for k in ("median", "q25", "q75")}
+            ax.plot(eta, q["median"], marker="ox"[i], ls=("-", "--")[j], label=f"{dtype}, {when}", color=f"C{j}",
+                    ms=(7, 9)[i])
+            ax.fill_between(eta, q["q25"], q["q75"], alpha=0.15, color=f"C{j}", lw=0)
+    _log_x(ax, sorted({c["eta"] for c in cosine}))
     ax.set_xlabel("nudge amplitude η (fraction of the output error)")
-    ax.set_ylabel("cos(coupled-learning update, -grad C)\n(median over runs of the run's median)")
+    ax.set_ylabel("cos(coupled-learning update, -grad C)\n(median and quartiles over runs)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("Coupled learning against the gradient", fontsize=10)
@@ -361,21 +372,22 @@ def analyze_cl_vs_gd(table, out_dir: str) -> dict:
     return dict(cosine=cosine, curves=curves, figures=figures)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 # ------------------------------------------------------------------ the command
 
 
 def _is_complete(sweep_dir: str) -> bool:
     path = os.path.join(sweep_dir, "metadata.json")
     return os.path.exists(path) and json.load(open(path, encoding="utf-8")).get("status") == "complete"
+
+
+def _sweep_facts(sweep_dir: str, overrides: dict, table) -> dict:
+    """A finished sweep's config, the overrides of this scale, its wall time, runs and devices."""
+    with open(os.path.join(sweep_dir, "config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    with open(os.path.join(sweep_dir, "metadata.json"), encoding="utf-8") as f:
+        metadata = json.load(f)
+    return dict(config=config, overrides=overrides, wall_s=sum(i["wall_s"] for i in metadata["invocations"]),
+                runs=int(table.run.nunique()), devices=metadata["devices"])
 
 
 def _claims_of(claims) -> list[str]:
@@ -456,17 +468,13 @@ def _reproduce(out_dir: str, scale: str, wanted: list[str], quiet: bool) -> dict
                                       "minibatch": load_conductances(dirs["claim3_minibatch"])}, out_dir)
         else:
             numbers = analyze_cl_vs_gd(tables["cl_vs_gd"], out_dir)
-        numbers["sweeps"] = {name: dict(config=json.load(open(os.path.join(d, "config.json"), encoding="utf-8")),
-                                        overrides=SCALES[scale][name],
-                                        wall_s=sum(i["wall_s"] for i in json.load(
-                                            open(os.path.join(d, "metadata.json"), encoding="utf-8"))["invocations"]),
-                                        runs=int(tables[name].run.nunique()))
-                             for name, d in dirs.items()}
+        numbers["sweeps"] = {name: _sweep_facts(d, SCALES[scale][name], tables[name]) for name, d in dirs.items()}
         results[claim] = numbers
     import importlib.metadata
 
+    devices = sorted({d for c in results.values() for s in c["sweeps"].values() for d in s["devices"]})
     document = dict(paper=PAPER, scale=scale, jaxnet=importlib.metadata.version("jaxnet"), jax=jax.__version__,
-                    devices=[str(d) for d in jax.devices()], claims=results)
+                    devices=devices, claims=results)
     with open(os.path.join(out_dir, "claims.json"), "w", encoding="utf-8") as f:
         json.dump(document, f, indent=1, default=_plain)
     with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
@@ -676,7 +684,7 @@ _DIFFERENCES = """## Where this simulation and the paper differ
 def _report(document: dict) -> str:
     claims = document["claims"]
     head = [f"# Reproducing {document['paper']}\n",
-            f"Scale `{document['scale']}`; jaxnet {document['jaxnet']}, JAX {document['jax']}, devices: "
+            f"Scale `{document['scale']}`; jaxnet {document['jaxnet']}, JAX {document['jax']}; the sweeps ran on "
             f"{', '.join(document['devices'])}. Every number here is in `claims.json` with its configuration; "
             "rerun with `jaxnet reproduce --out DIR --" + document["scale"] + "`.\n"]
     if document["scale"] == "smoke":

@@ -14,6 +14,9 @@ import pytest
 import jaxnet as jn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The session's smoke reproduction (about 20 compiled programs) runs in the setup of the first
+# test that asks for it: more than the default per-test limit on a loaded 2-core machine.
+pytestmark = pytest.mark.timeout(900)
 
 # ---------------------------------------------------------------- stuck-state measures
 
