@@ -110,22 +110,26 @@ def regression_task(
     """Linear regression `y = C x` on 2 inputs and 2 outputs (plus one ground node).
 
     `C` is `REGRESSION_MATRIX` unless `matrix` is given, or drawn uniform in [0.05, 0.45]
-    from the key when `random_matrix`; `x ~ U[0, 1]`. Terminals are picked from the key.
+    from the key when `random_matrix`; `x ~ U[0, 1]`. Terminals are picked from the key. The
+    data are drawn and `y` computed in float32 whatever JAX's x64 mode, so a key gives the
+    same task with x64 on or off.
 
     **Returns:** a `Task` with `n_train` training and `n_test` test examples.
     """
     k_nodes, k_matrix, k_x = jax.random.split(key, 3)
     if matrix is not None and random_matrix:
         raise ValueError("give either matrix or random_matrix=True, not both.")
+    # Data are drawn and computed in float32 whatever JAX's x64 mode, so a key gives the same
+    # task with x64 on or off (a float32 sweep resumed in another mode continues the same runs).
     if random_matrix:
-        c = jax.random.uniform(k_matrix, (2, 2), minval=0.05, maxval=0.45)
+        c = jax.random.uniform(k_matrix, (2, 2), jnp.float32, minval=0.05, maxval=0.45)
     else:
-        c = jnp.asarray(REGRESSION_MATRIX if matrix is None else matrix, float)
+        c = jnp.asarray(REGRESSION_MATRIX if matrix is None else matrix, jnp.float32)
     if c.ndim != 2:
         raise ValueError(f"matrix must be 2-D (outputs, inputs); got shape {c.shape}.")
     n_out, n_in = c.shape
     inputs, outputs, ground = random_terminals(k_nodes, net, n_in, n_out, 1)
-    x = jax.random.uniform(k_x, (n_train + n_test, n_in))
+    x = jax.random.uniform(k_x, (n_train + n_test, n_in), jnp.float32)
     y = x @ c.T
     return Task(inputs, outputs, ground, x[:n_train], y[:n_train], x[n_train:] if n_test else None, y[n_train:] if n_test else None)
 
@@ -142,7 +146,7 @@ def allostery_task(
     """
     k_nodes, k_ratio = jax.random.split(key)
     if ratios is None:
-        ratios = jax.random.uniform(k_ratio, (n_outputs,), minval=0.1, maxval=0.9)
+        ratios = jax.random.uniform(k_ratio, (n_outputs,), jnp.float32, minval=0.1, maxval=0.9)  # x64-proof
     ratios = jnp.asarray(ratios, float).reshape(-1)
     inputs, outputs, ground = random_terminals(k_nodes, net, 1, ratios.shape[0], 1)
     return Task(inputs, outputs, ground, jnp.ones((1, 1)), ratios[None, :])

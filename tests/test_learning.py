@@ -141,6 +141,24 @@ def test_discrete_stays_on_grid_with_lab_noise(setup):
         jax.jit(lambda key: rule.init(key, off_grid).offset)(jax.random.key(0))
 
 
+@pytest.mark.parametrize("make", [
+    lambda key, net: jn.regression_task(key, net, random_matrix=True),
+    lambda key, net: jn.regression_task(key, net),
+    lambda key, net: jn.allostery_task(key, net, n_outputs=3),
+    lambda key, net: jn.iris_task(key, net, n_train=30),
+])
+def test_task_data_do_not_depend_on_x64_mode(make):
+    """A key gives the same task (terminals, data as float32) with 64-bit JAX on or off."""
+    net = jn.square_lattice(4, 4)
+    with jax.enable_x64(False):
+        off = jax.tree.map(np.asarray, make(jax.random.key(3), net))
+    with jax.enable_x64(True):
+        on = jax.tree.map(np.asarray, make(jax.random.key(3), net))
+    for a, b in zip(jax.tree.leaves(off), jax.tree.leaves(on)):
+        as_used = (lambda x: x.astype(np.float32)) if a.dtype.kind == "f" else (lambda x: x)  # float32 runs
+        np.testing.assert_array_equal(as_used(a), as_used(b))
+
+
 def test_discrete_grid_check_accepts_float32_levels():
     for spacing in NUMPY_LEVELS:
         rule = jn.rules.discrete(0.1, 1024, 0.01, 100.0, spacing=spacing)
