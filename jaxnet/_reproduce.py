@@ -666,7 +666,7 @@ def _report_gd(n: dict) -> str:
                    "clamped-minus-free difference directly). The agreement is best at the start and falls as "
                    "training goes on, at every eta: coupled learning is not gradient descent on C, even at small "
                    "eta. Two candidate reasons, not separated by this run: edges that reach the conductance bound stop following "
-                   "the gradient (see `at_bound` in the table), and a voltage clamp weights the output errors by "
+                   "the gradient (the sweep's `at_bound` column), and a voltage clamp weights the output errors by "
                    "the network's own output conductances, a weighting that changes as the network learns.\n")
     out.append(_figures(n))
     return "\n".join(out)
