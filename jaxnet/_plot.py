@@ -44,6 +44,7 @@ def plot_sweep(
     row: str | None = None,
     title: str | None = None,
     logx: bool = False,
+    sharey: bool = True,
 ):
     """Learning curves of a sweep to a PNG: median over instances with the quartile band.
 
@@ -57,6 +58,7 @@ def plot_sweep(
       that varies, except those used for `col` and `row`.
     - `col`, `row`: config columns to facet by.
     - `logx`: a log x axis (points at x <= 0 are left out), for runs whose lengths span decades.
+    - `sharey`: one y range for all facets (False: each facet its own, e.g. one per task).
 
     **Returns:** the matplotlib `Figure`.
 
@@ -81,7 +83,7 @@ def plot_sweep(
     hue = [hue] if isinstance(hue, str) else list(hue)
     col_values = sorted(table[col].dropna().unique(), key=str) if col else [None]
     row_values = sorted(table[row].dropna().unique(), key=str) if row else [None]
-    fig, axes = plt.subplots(len(row_values), len(col_values), squeeze=False, sharex=True, sharey=True,
+    fig, axes = plt.subplots(len(row_values), len(col_values), squeeze=False, sharex=True, sharey=sharey,
                              figsize=(4.2 * len(col_values) + 1.2, 3.3 * len(row_values) + 0.6))
     for i, rv in enumerate(row_values):
         for j, cv in enumerate(col_values):

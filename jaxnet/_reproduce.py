@@ -125,10 +125,10 @@ def analyze_claim1(table, out_dir: str) -> dict:
             rows.append(row)
     figures = ["claim1_edge_updates.png", "claim1_steps.png"]
     multi_size = table.n_nodes.nunique() > 1
-    plot_sweep(table, os.path.join(out_dir, figures[0]), x="edge_updates", hue="p", col="task",
+    plot_sweep(table, os.path.join(out_dir, figures[0]), x="edge_updates", hue="p", col="task", sharey=False,
                row="n_nodes" if multi_size else None,
                title="Claim 1: continuous coupled learning at equal updates per edge")
-    plot_sweep(table, os.path.join(out_dir, figures[1]), x="step", hue="p", col="task",
+    plot_sweep(table, os.path.join(out_dir, figures[1]), x="step", hue="p", col="task", sharey=False,
                row="n_nodes" if multi_size else None, logx=True,
                title="Claim 1: the same runs at equal steps (desync: p updates per edge per step)")
     if (table.task == "iris").any():
@@ -202,6 +202,7 @@ def analyze_claim2(table, conductances: dict, config, out_dir: str, n_runs: int)
     stuck = _trajectory_measures(config, table, conductances, n_runs)
     figures = ["claim2_curves.png", "claim2_stuck.png"]
     plot_sweep(everything, os.path.join(out_dir, figures[0]), x="edge_updates", hue=["rule", "p"], col="task",
+               sharey=False,
                title="Claim 2: discrete lab network (taps even in resistance) and gradient descent")
     if (table.task == "iris").any():
         figures.append("claim2_iris_accuracy.png")
