@@ -25,7 +25,7 @@ from . import rules as rules_module
 from ._config import load_config
 from ._measures import spread_over_keys, stuck_measures
 from ._plot import plot_sweep, pyplot
-from ._sweep import load_conductances, load_sweep, rebuild_run, sweep
+from ._sweep import _read_json, is_complete, load_conductances, load_sweep, rebuild_run, sweep
 from ._train import conductance_trajectory
 
 PAPER = ("Wycoff, Dillavou, Stern, Liu & Durian, \"Desynchronous learning in a physics-driven learning "
@@ -286,16 +286,12 @@ def analyze_claim3(desync, minibatch, conductances: dict, out_dir: str) -> dict:
     figure = "claim3_desync_vs_minibatch.png"
     _plot_claim3(summary, ps, bs, matches, os.path.join(out_dir, figure))
     curves = "claim3_curves.png"
-    both = _concat(desync.assign(family="desync"), minibatch.assign(family="minibatch"))
+    import pandas as pd
+
+    both = pd.concat([desync, minibatch], ignore_index=True)
     plot_sweep(both, os.path.join(out_dir, curves), x="edge_updates", hue=["p", "batch_size"],
                title="Claim 3: desync (full batch) and mini-batches (p = 1), same networks and k0")
     return dict(summary=summary, matches=matches, figures=[figure, curves])
-
-
-def _concat(*tables):
-    import pandas as pd
-
-    return pd.concat(tables, ignore_index=True)
 
 
 def _plain(value):
@@ -376,17 +372,9 @@ def analyze_cl_vs_gd(table, out_dir: str) -> dict:
 # ------------------------------------------------------------------ the command
 
 
-def _is_complete(sweep_dir: str) -> bool:
-    path = os.path.join(sweep_dir, "metadata.json")
-    return os.path.exists(path) and json.load(open(path, encoding="utf-8")).get("status") == "complete"
-
-
 def _sweep_facts(sweep_dir: str, overrides: dict, table) -> dict:
     """A finished sweep's config, the overrides of this scale, its wall time, runs and devices."""
-    with open(os.path.join(sweep_dir, "config.json"), encoding="utf-8") as f:
-        config = json.load(f)
-    with open(os.path.join(sweep_dir, "metadata.json"), encoding="utf-8") as f:
-        metadata = json.load(f)
+    config, metadata = (_read_json(os.path.join(sweep_dir, name)) for name in ("config.json", "metadata.json"))
     return dict(config=config, overrides=overrides, wall_s=sum(i["wall_s"] for i in metadata["invocations"]),
                 runs=int(table.run.nunique()), devices=metadata["devices"])
 
@@ -437,7 +425,7 @@ def _reproduce(out_dir: str, scale: str, wanted: list[str], quiet: bool) -> dict
     os.makedirs(out_dir, exist_ok=True)
     marker = os.path.join(out_dir, "reproduce.json")
     if os.path.exists(marker):
-        earlier = json.load(open(marker, encoding="utf-8"))["scale"]
+        earlier = _read_json(marker)["scale"]
         if earlier != scale:
             raise ValueError(f"{out_dir} holds a reproduction at scale {earlier!r}, not {scale!r}: "
                              "use another directory.")
@@ -454,7 +442,7 @@ def _reproduce(out_dir: str, scale: str, wanted: list[str], quiet: bool) -> dict
     results: dict[str, Any] = {}
     for claim, names in CLAIMS.items():
         dirs = {name: os.path.join(sweeps, name) for name in names}
-        if not all(_is_complete(d) for d in dirs.values()):
+        if not all(is_complete(d) for d in dirs.values()):
             continue
         tables = {name: load_sweep(d) for name, d in dirs.items()}
         if claim == "1":

@@ -457,7 +457,7 @@ def sweep(
 
     _prepare_dir(out_dir, normalized, fresh, writer)
     metadata_path = os.path.join(out_dir, "metadata.json")
-    if os.path.exists(metadata_path) and _read_json(metadata_path).get("status") == "complete":
+    if is_complete(out_dir):
         say(f"sweep in {out_dir} is already complete: nothing to do ({os.path.join(out_dir, 'results.parquet')}).")
         return load_sweep(out_dir)
 
@@ -679,6 +679,12 @@ def _finish(out_dir: str, groups: list[Group], invocation: dict) -> None:
     shutil.rmtree(chunk_dir, ignore_errors=True)
 
 
+def is_complete(out_dir: str) -> bool:
+    """Whether `out_dir` holds a sweep that ran to the end (its metadata says so)."""
+    metadata = os.path.join(out_dir, "metadata.json")
+    return os.path.exists(metadata) and _read_json(metadata).get("status") == "complete"
+
+
 def load_sweep(out_dir: str):
     """The results table of a finished sweep in `out_dir`, as a pandas `DataFrame`.
 
@@ -690,8 +696,7 @@ def load_sweep(out_dir: str):
     import pandas as pd
 
     path = os.path.join(out_dir, "results.parquet")
-    metadata = os.path.join(out_dir, "metadata.json")
-    if not (os.path.exists(path) and os.path.exists(metadata) and _read_json(metadata).get("status") == "complete"):
+    if not (os.path.exists(path) and is_complete(out_dir)):
         raise FileNotFoundError(f"{out_dir} holds no finished sweep: run `jaxnet sweep CONFIG --out {out_dir}` "
                                 "(again, to finish an interrupted one).")
     return pd.read_parquet(path)
