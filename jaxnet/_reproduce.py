@@ -422,6 +422,8 @@ def reproduce(out_dir: str, *, scale: str = "quick", claims: str | list[str] = "
 
 
 def _reproduce(out_dir: str, scale: str, wanted: list[str], quiet: bool) -> dict:
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"{out_dir} is a file, not a directory; give a directory for the reproduction.")
     os.makedirs(out_dir, exist_ok=True)
     marker = os.path.join(out_dir, "reproduce.json")
     if os.path.exists(marker):

@@ -171,6 +171,9 @@ def test_reproduction_refuses_another_scale_and_unknown_claims(smoke_reproductio
         jn.reproduce(out, scale="smoke", claims="4")
     with pytest.raises(ValueError, match="unknown scale 'huge'"):
         jn.reproduce(out, scale="huge")
+    a_file = os.path.join(out, "report.md")
+    with pytest.raises(ValueError, match="is a file, not a directory"):
+        jn.reproduce(a_file, scale="smoke")
 
 
 def test_float64_sweep_without_x64_is_an_error_not_float32(tmp_path):
