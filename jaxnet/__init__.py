@@ -17,7 +17,7 @@ from ._measures import spread_over_keys as spread_over_keys, stuck_measures as s
 from ._network import Network as Network
 from ._plot import plot_sweep as plot_sweep
 from ._sharding import shard_instances as shard_instances
-from ._solver import DENSE_MAX_NODES as DENSE_MAX_NODES, solve as solve
+from ._solver import Solver as Solver, solve as solve
 from . import rules as rules
 from ._states import (
     Measurement as Measurement,

@@ -63,6 +63,10 @@ def _auto_or_int(v) -> str | None:
     return None if v == "auto" or (_int(1)(v) is None) else "'auto' or an integer >= 1"
 
 
+def _auto_or_positive(v) -> str | None:
+    return None if v == "auto" or (_number(0.0)(v) is None) else "'auto' or a finite number > 0"
+
+
 POSITIVE = _number(0.0)
 NON_NEGATIVE = _number(0.0, low_open=False)
 
@@ -82,7 +86,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "seeds": Key(1, _int(1), "training seeds (initial conductances, PRNG) per network", grid=False),
         "seed": Key(0, _int(0), "master seed: every network, task and key derives from it", grid=False),
         "dtype": Key("float32", _choice("float32", "float64"), "floating-point precision"),
-        "method": Key("auto", _choice("auto", "dense", "cg"), "solver path"),
+        "method": Key("auto", _choice("auto", "dense", "cg"), "solver path (jn.Solver.method)"),
+        "rtol": Key("auto", _auto_or_positive, "solver tolerance on the true relative residual ('auto': "
+                    "1e-4 in float32, 1e-10 in float64)"),
+        "atol": Key(0.0, _number(0.0, low_open=False), "solver tolerance on the absolute residual"),
+        "max_steps": Key("auto", _auto_or_int, "CG iteration cap ('auto': 4 x nodes)"),
         "track_cosine": Key(False, _bool, "log the cosine of each logged update with -grad"),
         "chunk_size": Key("auto", _auto_or_int, "runs per compiled call ('auto': fits memory)", grid=False),
         "checkpoint_every": Key(1000, _int(1), "save progress about every this many steps", grid=False),

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._network import Network
-from ._solver import CGInfo, Method, free_mask, solve_system, unit_rhs
+from ._solver import Method, SolveInfo, Solver, free_mask, solve_system, unit_rhs
 
 
 class Measurement(eqx.Module):
@@ -32,20 +32,19 @@ class Measurement(eqx.Module):
 
     - `transfer`: `(n_out, n_in)` output volts per input volt, `V_O = transfer @ x`.
     - `solution`: `(N, n_in + n_out)` the solver's columns `[R | G]` (a CG warm start).
-    - `info`: the solver's `CGInfo` (iterations taken; `converged` is False if CG stopped at
-      its iteration cap; 0 iterations and True for the dense path).
+    - `info`: the solver's `SolveInfo` (CG iterations, 0 on the dense path; true residual).
     """
 
     transfer: Float[Array, "outputs inputs"]
     solution: Float[Array, "nodes cols"]
-    info: CGInfo
+    info: SolveInfo
 
 
 class Physics(eqx.Module):
     """A network wired to its terminals, with the examples of one learning step.
 
     **Fields:** `net`; `inputs` `(n_in,)`, `outputs` `(n_out,)`, `ground` `(n_ground,)` node
-    ids; `x` `(B, n_in)` input volts; `y` `(B, n_out)` target volts; `method` the solver path;
+    ids; `x` `(B, n_in)` input volts; `y` `(B, n_out)` target volts; `method` the solver path or a `Solver`;
     `guess` `(N, n_in + n_out)` optional CG warm start (e.g. the previous step's solution).
     """
 
@@ -55,7 +54,7 @@ class Physics(eqx.Module):
     ground: Int[Array, " ground"]
     x: Float[Array, "batch inputs"]
     y: Float[Array, "batch outputs"]
-    method: Method = eqx.field(static=True, default="auto")
+    method: Method | Solver = eqx.field(static=True, default="auto")
     guess: Float[Array, "nodes cols"] | None = None
 
     def responses(self, k: Float[Array, " edges"]):

@@ -44,6 +44,7 @@ from ._config import COLUMNS, SCHEMA, ConfigError, SweepConfig, load_config
 from ._generators import disordered_network, random_graph, square_lattice, triangular_lattice
 from ._network import Network
 from ._tasks import allostery_task, iris_task, regression_task
+from ._solver import Solver
 from ._train import TrainState, initial_state, train
 
 STATIC = tuple(
@@ -152,10 +153,17 @@ def rebuild_run(config: str | dict | SweepConfig, run: int) -> RunInputs:
     rule = make_rule(point, hyper, desync=point["p"] != 1)
     k0_key, train_key = jax.random.split(_run_key(config.sweep["seed"], network_seed, init_seed))
     k0 = _initial_conductances(point, rule, hyper, k0_key, net.n_edges, dtype)
-    kwargs = dict(steps=point["steps"], log_every=point["log_every"], method=point["method"],
+    kwargs = dict(steps=point["steps"], log_every=point["log_every"], method=solver_of(point),
                   batch_size=None if point["batch_size"] == "full" else point["batch_size"],
                   track_cosine=point["track_cosine"])
     return RunInputs(net, task, rule, k0, train_key, kwargs)
+
+
+def solver_of(point: dict) -> Solver:
+    """The `jn.Solver` a config point asks for (keys method, rtol, atol, max_steps)."""
+    auto = lambda v: None if v == "auto" else v  # noqa: E731
+    return Solver(point["method"], rtol=auto(point["rtol"]), atol=float(point["atol"]),
+                  max_steps=auto(point["max_steps"]))
 
 
 def _check_x64(points: list[dict]) -> None:
@@ -216,7 +224,7 @@ def _plan(config: SweepConfig) -> tuple[list[dict], list[Group]]:
 def _bytes_per_run(static: dict, n_nodes: int, n_edges: int, n_columns: int, n_examples: int) -> int:
     """A generous estimate of one run's device memory inside a compiled segment."""
     item = 8 if static["dtype"] == "float64" else 4
-    dense = static["method"] == "dense" or (static["method"] == "auto" and n_nodes <= 200)
+    dense = solver_of(static).resolve(n_nodes) == "dense"
     matrices = 6 * n_nodes * n_nodes if dense else 0
     vectors = 16 * n_nodes * n_columns + 8 * n_edges * (n_columns + n_examples)
     return item * (matrices + vectors) + 4096
@@ -335,7 +343,7 @@ class _Runner:
         def one(net, task, hyper, plain_state):
             rule = make_rule(static, hyper, self.desync)
             result = train(net, task, rule, _typed(plain_state), steps=steps, batch_size=batch,
-                           log_every=static["log_every"], method=static["method"], track_cosine=static["track_cosine"])
+                           log_every=static["log_every"], method=solver_of(static), track_cosine=static["track_cosine"])
             logs = {"step": result.steps, "loss": result.loss, "at_bound": result.at_bound,
                     "test_loss": result.test_loss, "accuracy": result.accuracy,
                     "test_accuracy": result.test_accuracy, "cosine": result.cosine}

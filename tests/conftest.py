@@ -1,8 +1,29 @@
 import jax
+import jax.numpy as jnp
 import pytest
 
-# Tests run in float64 unless they ask for float32 explicitly (dtype-parametrized tests do).
-jax.config.update("jax_enable_x64", True)
+# JAX runs as users run it: 32-bit by default. Tests that compare with float64 NumPy at tight
+# tolerances ask for the `x64` fixture (a whole module with `pytestmark`); tests of the physics
+# and of the learning rules run in both precisions through the `dtype` fixture.
+
+
+@pytest.fixture
+def x64():
+    """64-bit JAX for this test (float64 arrays by default)."""
+    with jax.enable_x64(True):
+        yield
+
+
+@pytest.fixture(params=["float32", "float64"])
+def dtype(request):
+    """Each precision in turn; float64 turns on 64-bit JAX for the test, float32 runs without it."""
+    with jax.enable_x64(request.param == "float64"):
+        yield jnp.dtype(request.param)
+
+
+def tolerance(dtype, float32: float, float64: float) -> float:
+    """The tolerance of a check in `dtype`."""
+    return float32 if dtype == jnp.float32 else float64
 
 
 @pytest.fixture

@@ -398,7 +398,7 @@ def test_non_finite_examples_are_refused(setup):
         return jn.train(net, bad, rule, jnp.ones(net.n_edges), key=jax.random.key(0), steps=3).loss
 
     assert np.all(np.isfinite(run(task.x_train)))
-    with pytest.raises(ValueError, match="non-finite conductances or voltages"):
+    with pytest.raises(ValueError, match="training examples hold a non-finite value"):
         run(x_bad).block_until_ready()
 
 
@@ -407,7 +407,7 @@ def test_cg_that_cannot_converge_is_an_error_not_a_wrong_answer():
     task = jn.regression_task(jax.random.key(0), net)
     k0 = 10.0 ** jax.random.uniform(jax.random.key(1), (net.n_edges,), minval=-6, maxval=6)  # 12 decades
     rule = jn.rules.coupled_learning(alpha=0.01, eta=0.1)
-    with pytest.raises(eqx.EquinoxRuntimeError, match="CG solver hit its iteration cap"):
+    with pytest.raises(Exception, match="CG solve's true residual"):
         jn.train(net, task, rule, k0.astype(jnp.float32), key=jax.random.key(0), steps=2, method="cg")
 
 
