@@ -395,10 +395,16 @@ def solve(
         if not np.all(np.isfinite(np.asarray(fixed_values))):
             raise ValueError("fixed_values contains non-finite voltages.")
         check_no_floating(net, k, fixed_nodes)
+    return _solve_checked(net, k, fixed_nodes, fixed_values, method)
+
+
+@eqx.filter_jit
+def _solve_checked(net, k, fixed_nodes, fixed_values, method):
+    """`solve` past its Python-time checks: compiled once per shape, so eager calls are fast."""
     dtype = jnp.result_type(k.dtype, fixed_values.dtype, float)
     k = k.astype(dtype)
     # One combined in-graph check (one branch, one callback) rather than one per condition;
-    # the solver checks its own result (finite, residual within tolerance).
+    # the solver checks its own result (finite, pivots, residual within tolerance).
     bad_k = jnp.stack([~jnp.all(jnp.isfinite(k)), jnp.any(k < 0)])
     k = eqx.branched_error_if(k, jnp.any(bad_k), jnp.argmax(bad_k), [
         "jaxnet.solve: a conductance is not finite.",

@@ -10,7 +10,7 @@ from benchmarks import baselines, workloads
 
 
 @pytest.mark.parametrize("solver", baselines.SOLVERS)
-def test_baseline_solvers_agree_with_jaxnet(solver):
+def test_baseline_solvers_agree_with_jaxnet(solver, x64):
     net = jn.disordered_network(jax.random.key(0), 80, 4.0)
     k = jax.random.uniform(jax.random.key(1), (net.n_edges,), minval=0.5, maxval=2.0)
     fixed, values = jnp.array([3, 40, 77]), jax.random.normal(jax.random.key(2), (6, 3))

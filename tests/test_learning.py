@@ -8,6 +8,9 @@ from helpers import numpy_contrast, numpy_loss_and_grad, numpy_states
 
 import jaxnet as jn
 
+# Comparisons with float64 NumPy at tight tolerances; float32 is covered where it is named.
+pytestmark = pytest.mark.usefixtures("x64")
+
 
 @pytest.fixture(scope="module")
 def setup():
