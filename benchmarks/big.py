@@ -37,7 +37,7 @@ def main(n_nodes: int = 100_000) -> dict:
         start = time.perf_counter()
         loss = jax.block_until_ready(compiled(k0))
         times[steps] = time.perf_counter() - start
-    row = dict(n=net.n_nodes, edges=net.n_edges, method=jn._solver.resolve_method(net, "auto"),
+    row = dict(n=net.n_nodes, edges=net.n_edges, method=jn.Solver().resolve(net.n_nodes, warm=True),
                generate_s=generate_s, compile_s=compile_s, warm_steps_per_s=10 / (times[11] - times[1]),
                one_step_run_s=times[1], loss_first_last=[float(loss[0]), float(loss[-1])],
                peak_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)

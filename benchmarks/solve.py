@@ -36,7 +36,7 @@ def run(sizes=SIZES, batches=BATCHES, dtype=jnp.float32):
         net = jn.square_lattice(side, side)
         fixed = jnp.array([0, net.n_nodes // 2 + side // 3, net.n_nodes - 1])
         values = jax.random.uniform(jax.random.key(0), (EXAMPLES, 3), dtype).at[:, -1].set(0)
-        method = jn._solver.resolve_method(net, "auto")
+        method = jn.Solver().resolve(net.n_nodes)
         base_kind = "dense Cholesky" if method == "dense" else "sparse LU"
         ks_all = jax.random.uniform(jax.random.key(1), (max(batches), net.n_edges), dtype, 0.5, 1.5)
         # the baseline's per-solve time, on a few instances

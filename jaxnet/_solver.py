@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import Literal
 
 import equinox as eqx
+from equinox.internal import unvmap_any
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -85,10 +86,18 @@ class Solver(eqx.Module):
         if not (isinstance(self.dense_max_nodes, int) and self.dense_max_nodes >= 0):
             raise ValueError(f"dense_max_nodes must be an int >= 0; got {self.dense_max_nodes!r}.")
 
-    def resolve(self, n_nodes: int) -> Literal["dense", "cg"]:
-        """The path taken for a network of `n_nodes` nodes: ``"auto"`` resolved by size."""
+    def resolve(self, n_nodes: int, warm: bool = False) -> Literal["dense", "cg", "cg+dense"]:
+        """The path taken for a network of `n_nodes` nodes; `warm`: the solve has a warm start.
+
+        ``"auto"`` takes CG above `dense_max_nodes` nodes. Up to it, a cold solve takes dense
+        Cholesky, and a warm-started one (every step of `train`) ``"cg+dense"``: CG, which a
+        good starting guess makes the fastest path at every size measured (9 to 144 nodes, one
+        network or 256), then dense Cholesky for any instance whose CG fails its check.
+        """
         if self.method == "auto":
-            return "dense" if n_nodes <= self.dense_max_nodes else "cg"
+            if n_nodes > self.dense_max_nodes:
+                return "cg"
+            return "cg+dense" if warm else "dense"
         return self.method
 
     def tolerance(self, dtype) -> float:
@@ -96,6 +105,10 @@ class Solver(eqx.Module):
         if self.rtol is not None:
             return self.rtol
         return 1e-4 if jnp.finfo(dtype).eps > 1e-10 else 1e-10
+
+
+#: How failure messages name each path.
+PATH_NAMES = {"dense": "dense", "cg": "CG", "cg+dense": "CG-then-dense"}
 
 
 def as_solver(method: Method | Solver) -> Solver:
@@ -152,26 +165,22 @@ def system_diagonal(
 
 
 class SolveInfo(eqx.Module):
-    """Diagnostics of one solve: CG iterations (0 on the dense path) and the true residual.
+    """Diagnostics of one solve.
 
-    `residual` is the largest relative true residual `||b - A x|| / ||b||` over the
-    right-hand sides (0 for a zero right-hand side solved exactly).
+    - `iterations`: CG iterations (0 on the dense path).
+    - `residual`: the largest relative true residual `||b - A x|| / ||b||` over the columns.
+    - `status`: 0 if the solve passed its checks, else the failure (see `raise_on_failure`):
+      1 non-finite voltages, 2 singular to working precision, 3 residual above tolerance.
     """
 
     iterations: Int[Array, ""]
     residual: Float[Array, ""]
+    status: Int[Array, ""]
 
 
-def _residual_norms(matvec, b, x):
-    return jnp.linalg.norm(b - matvec(x), axis=0)
-
-
-def _check_residual(x, b, r_norm, rtol, atol, path, singular=False):
-    """`x` unchanged, or an error if `x` is not finite, the matrix is `singular` to working
-    precision, or any column's true residual is above tolerance."""
-    bound = rtol * jnp.linalg.norm(b, axis=0) + atol
-    failures = jnp.stack([~jnp.all(jnp.isfinite(x)), jnp.asarray(singular), ~jnp.all(r_norm <= bound)])
-    x = eqx.branched_error_if(x, jnp.any(failures), jnp.argmax(failures), [
+def failure_messages(path: str, rtol: float, atol: float) -> list[str]:
+    """What each nonzero `SolveInfo.status` means, for a solve on `path` with these tolerances."""
+    return [
         "jaxnet solver: non-finite voltages. Is a conductance or a source value not finite, "
         "or a node floating (no path of positive conductance to a fixed node)?",
         "jaxnet solver: the system is singular to working precision (a Cholesky pivot vanished). "
@@ -181,9 +190,28 @@ def _check_residual(x, b, r_norm, rtol, atol, path, singular=False):
         f"rtol * ||b|| + atol (rtol={rtol:g}, atol={atol:g}). The network is too badly "
         "conditioned for this precision (conductances spanning many decades): use float64, "
         "or loosen jn.Solver(rtol=...)." + (" Or raise jn.Solver(max_steps=...)." if path.startswith("CG") else ""),
-    ])
+    ]
+
+
+def raise_on_failure(tree, status: Int[Array, ""], path: str, rtol: float, atol: float):
+    """`tree` unchanged, or `equinox`'s runtime error naming the failure that `status` records."""
+    return eqx.branched_error_if(tree, status > 0, jnp.maximum(status - 1, 0), failure_messages(path, rtol, atol))
+
+
+def _checked(x, b, r_norm, rtol, atol, path, singular, check):
+    """`(x, status, relative residual)`; with `check`, a failed solve raises here instead.
+
+    Inside `train`'s loop the forward solves return their status (one check after the loop
+    costs far less than one per step); adjoint solves, whose status cannot leave
+    `custom_linear_solve`, always raise.
+    """
+    bound = rtol * jnp.linalg.norm(b, axis=0) + atol
+    failures = jnp.stack([~jnp.all(jnp.isfinite(x)), jnp.asarray(singular), ~jnp.all(r_norm <= bound)])
+    status = jnp.where(jnp.any(failures), jnp.argmax(failures) + 1, 0).astype(jnp.int32)
+    if check:
+        x = raise_on_failure(x, status, path, rtol, atol)
     b_norm = jnp.linalg.norm(b, axis=0)
-    return x, jnp.max(r_norm / jnp.maximum(b_norm, jnp.finfo(b.dtype).tiny))
+    return x, status, jnp.max(r_norm / jnp.maximum(b_norm, jnp.finfo(b.dtype).tiny))
 
 
 def _pcg(matvec, b, x0, inv_diag, rtol, atol, max_steps, residual_every):
@@ -248,6 +276,7 @@ def solve_system(
     *,
     method: Method | Solver = "auto",
     x0: Float[Array, "nodes cols"] | None = None,
+    check: bool = True,
 ) -> tuple[Float[Array, "nodes cols"], SolveInfo]:
     """Solve `A(k) X = rhs` for all columns with one factorization; differentiable by adjoint.
 
@@ -259,63 +288,79 @@ def solve_system(
     - `rhs`: `(N, C)` right-hand sides.
     - `method`: a `Solver`, or ``"auto"``, ``"dense"`` or ``"cg"`` (see module docs).
     - `x0`: CG initial guess `(N, C)` (warm start); ignored by the dense path.
+    - `check`: raise when this solve fails its checks; False returns the failure in
+      `info.status` for the caller to raise on (`raise_on_failure`), as `train` does.
 
     **Returns:** `(X, info)`: `X` `(N, C)` and a `SolveInfo`.
 
     **Errors:** every solve, this one and the adjoint solve of its derivative, checks its true
-    residual against the `Solver`'s tolerance and raises (`equinox` runtime error) when it is
-    above it or the solution is not finite.
+    residual against the `Solver`'s tolerance, its pivots (dense) and that the solution is
+    finite, and raises (`equinox` runtime error) when one fails.
 
     Derivatives with respect to `k` and `rhs` come from `jax.lax.custom_linear_solve`: the
     adjoint system is solved with the same Cholesky factor, or by CG (warm-started at zero,
     checked the same way); `x0` is not differentiated.
     """
     solver = as_solver(method)
-    path = solver.resolve(net.n_nodes)
+    route = solver.resolve(net.n_nodes, warm=x0 is not None)
     rtol, atol = solver.tolerance(rhs.dtype), solver.atol
 
     def matvec(x):
         return system_apply(net, k, free, x)
 
     k_const = lax.stop_gradient(k)
-    if path == "dense":
+
+    def factor():
         a = system_matrix(net, k_const, free)
         chol = lax.linalg.cholesky(a)
         # A floating cluster makes a pivot vanish (exactly in exact arithmetic, to rounding here).
-        eps = jnp.finfo(rhs.dtype).eps
-        singular = jnp.any(jnp.diagonal(chol) ** 2 <= net.n_nodes * eps * jnp.diagonal(a))
+        singular = jnp.any(jnp.diagonal(chol) ** 2 <= net.n_nodes * jnp.finfo(rhs.dtype).eps * jnp.diagonal(a))
+        return a, chol, singular
 
-        def dense_solve(kind):
-            def solve(_, b):
-                y = lax.linalg.triangular_solve(chol, b, left_side=True, lower=True)
-                x = lax.linalg.triangular_solve(chol, y, left_side=True, lower=True, transpose_a=True)
-                x, relative = _check_residual(x, b, _residual_norms(lambda v: a @ v, b, x), rtol, atol, kind, singular)
-                return x, SolveInfo(jnp.zeros((), jnp.int32), relative)
-
-            return solve
-
-        return lax.custom_linear_solve(
-            matvec, rhs, dense_solve("dense"), transpose_solve=dense_solve("dense adjoint"),
-            symmetric=True, has_aux=True,
-        )
+    def dense(factors, b):
+        a, chol, singular = factors
+        y = lax.linalg.triangular_solve(chol, b, left_side=True, lower=True)
+        x = lax.linalg.triangular_solve(chol, y, left_side=True, lower=True, transpose_a=True)
+        return x, jnp.linalg.norm(b - a @ x, axis=0), singular
 
     max_steps = 4 * net.n_nodes if solver.max_steps is None else solver.max_steps
     inv_diag = 1.0 / system_diagonal(net, k_const, free)
     const_mv = lambda x: system_apply(net, k_const, free, x)  # noqa: E731
 
-    def cg_solve(init, kind):
+    def cg(b, guess):
+        x, steps, r_norm = _pcg(const_mv, b, guess, inv_diag, rtol, atol, max_steps, solver.residual_every)
+        return jnp.where(free[:, None] > 0, x, b), steps, r_norm  # fixed rows of A are identity
+
+    shared = factor() if route == "dense" else None  # one factorization for forward and adjoint
+
+    def make_solve(init, adjoint):
+        kind = PATH_NAMES[route] + (" adjoint" if adjoint else "")
+
         def solve(_, b):
-            guess = jnp.zeros_like(b) if init is None else lax.stop_gradient(init)
-            x, steps, r_norm = _pcg(const_mv, b, guess, inv_diag, rtol, atol, max_steps, solver.residual_every)
-            x = jnp.where(free[:, None] > 0, x, b)  # fixed rows of A are identity: exact there
-            x, relative = _check_residual(x, b, r_norm, rtol, atol, kind)
-            return x, SolveInfo(steps, relative)
+            if route == "dense":
+                x, r_norm, singular = dense(shared, b)
+                steps = jnp.zeros((), jnp.int32)
+            else:
+                x, steps, r_norm = cg(b, jnp.zeros_like(b) if init is None else lax.stop_gradient(init))
+                singular = jnp.array(False)
+            if route == "cg+dense":
+                # CG first (fast from a warm start); where it fails its check, dense Cholesky.
+                # The branch runs only when some instance of a vmapped batch failed, and each
+                # instance keeps its own CG answer unless it failed, so batching changes nothing.
+                failed = ~(jnp.all(r_norm <= rtol * jnp.linalg.norm(b, axis=0) + atol) & jnp.all(jnp.isfinite(x)))
+
+                def fallback(x, r_norm, singular):
+                    xd, rd, sd = dense(factor(), b)
+                    return jnp.where(failed, xd, x), jnp.where(failed, rd, r_norm), jnp.where(failed, sd, singular)
+
+                x, r_norm, singular = lax.cond(unvmap_any(failed), fallback, lambda *a: a, x, r_norm, singular)
+            x, status, relative = _checked(x, b, r_norm, rtol, atol, kind, singular, check or adjoint)
+            return x, SolveInfo(steps, relative, status)
 
         return solve
 
     return lax.custom_linear_solve(
-        matvec, rhs, cg_solve(x0, "CG"), transpose_solve=cg_solve(None, "CG adjoint"),
-        symmetric=True, has_aux=True,
+        matvec, rhs, make_solve(x0, False), transpose_solve=make_solve(None, True), symmetric=True, has_aux=True,
     )
 
 

@@ -32,7 +32,7 @@ class Measurement(eqx.Module):
 
     - `transfer`: `(n_out, n_in)` output volts per input volt, `V_O = transfer @ x`.
     - `solution`: `(N, n_in + n_out)` the solver's columns `[R | G]` (a CG warm start).
-    - `info`: the solver's `SolveInfo` (CG iterations, 0 on the dense path; true residual).
+    - `info`: the solver's `SolveInfo` (CG iterations, true residual, status).
     """
 
     transfer: Float[Array, "outputs inputs"]
@@ -45,7 +45,9 @@ class Physics(eqx.Module):
 
     **Fields:** `net`; `inputs` `(n_in,)`, `outputs` `(n_out,)`, `ground` `(n_ground,)` node
     ids; `x` `(B, n_in)` input volts; `y` `(B, n_out)` target volts; `method` the solver path or a `Solver`;
-    `guess` `(N, n_in + n_out)` optional CG warm start (e.g. the previous step's solution).
+    `guess` `(N, n_in + n_out)` optional CG warm start (e.g. the previous step's solution);
+    `check`: a failed forward solve raises (True), or only records its failure in
+    `Measurement.info.status` for the caller to raise on (False; `train` does, once per call).
     """
 
     net: Network
@@ -56,6 +58,7 @@ class Physics(eqx.Module):
     y: Float[Array, "batch outputs"]
     method: Method | Solver = eqx.field(static=True, default="auto")
     guess: Float[Array, "nodes cols"] | None = None
+    check: bool = eqx.field(static=True, default=True)
 
     def responses(self, k: Float[Array, " edges"]):
         """Solve once: `(R, G, Measurement)` with `R` `(N, n_in)`, `G` `(N, n_out)`."""
@@ -64,7 +67,7 @@ class Physics(eqx.Module):
         n_out = self.outputs.shape[0]
         inject = jnp.zeros((self.net.n_nodes, n_out), k.dtype).at[self.outputs, jnp.arange(n_out)].set(1)
         rhs = jnp.concatenate([unit_rhs(self.net, k, free, self.inputs), inject], axis=1)
-        solution, info = solve_system(self.net, k, free, rhs, method=self.method, x0=self.guess)
+        solution, info = solve_system(self.net, k, free, rhs, method=self.method, x0=self.guess, check=self.check)
         n_in = self.inputs.shape[0]
         response, green = solution[:, :n_in], solution[:, n_in:]
         return response, green, Measurement(response[self.outputs], solution, info)

@@ -224,7 +224,7 @@ def _plan(config: SweepConfig) -> tuple[list[dict], list[Group]]:
 def _bytes_per_run(static: dict, n_nodes: int, n_edges: int, n_columns: int, n_examples: int) -> int:
     """A generous estimate of one run's device memory inside a compiled segment."""
     item = 8 if static["dtype"] == "float64" else 4
-    dense = solver_of(static).resolve(n_nodes) == "dense"
+    dense = solver_of(static).resolve(n_nodes, warm=True) != "cg"  # "cg+dense" may factorize
     matrices = 6 * n_nodes * n_nodes if dense else 0
     vectors = 16 * n_nodes * n_columns + 8 * n_edges * (n_columns + n_examples)
     return item * (matrices + vectors) + 4096

@@ -12,7 +12,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ._checks import check_conductances, check_no_floating, is_concrete
 from ._network import Network
-from ._solver import Method, Solver
+from ._solver import PATH_NAMES, Method, Solver, as_solver, raise_on_failure
 from ._states import Physics, transfer_loss
 from ._tasks import Task
 from .rules._base import Rule
@@ -186,7 +186,9 @@ def train(
     - `log_every`: log the losses every this many steps of this call (and after its last step).
     - `method`: solver path, ``"auto"``, ``"dense"`` or ``"cg"``, or a `jn.Solver` (its
       tolerances, iteration cap and size rule); CG is warm-started by extrapolating the
-      previous two steps' solutions. Every solve checks its true residual (see `jn.Solver`).
+      previous two steps' solutions. ``"auto"`` takes that warm-started CG at every size,
+      with dense Cholesky (up to `Solver.dense_max_nodes` nodes) for any step where CG fails
+      its check. Every solve checks its true residual (see `jn.Solver`); a failure is an error.
     - `track_cosine`: also log the cosine between each logged step's change of `k` and
       `-grad` of the training loss (one extra gradient per logged step).
 
@@ -210,10 +212,10 @@ def train(
     k_min, k_max = rule.bounds
 
     def physics(x, y, guess):
-        return Physics(net, task.inputs, task.outputs, task.ground, x, y, method, guess)
+        return Physics(net, task.inputs, task.outputs, task.ground, x, y, method, guess, check=False)
 
     def step(carry, _, *, logged):
-        state, iterations = carry
+        state, iterations, status = carry
         guess = _extrapolate(state)
         k = state.conductances
         batch_key, rule_key = jax.random.split(jax.random.fold_in(state.key, state.step))
@@ -231,7 +233,7 @@ def train(
             step=state.step + 1,
             key=state.key,
         )
-        carry = (new_state, iterations + meas.info.iterations)
+        carry = (new_state, iterations + meas.info.iterations, jnp.maximum(status, meas.info.status))
         if not logged:
             return carry, None
         cosine = jnp.nan
@@ -247,14 +249,14 @@ def train(
         return carry, out
 
     n_full, rest = divmod(steps, log_every)
-    carry = (state, jnp.int32(0))
+    carry = (state, jnp.int32(0), jnp.int32(0))
     carry, (transfers, cosines, at_bound) = jax.lax.scan(lambda c, _: chunk(c, log_every), carry, length=n_full)
     if rest:
         carry, last = chunk(carry, rest)
         transfers, cosines, at_bound = (
             jnp.concatenate([a, jnp.asarray(b, a.dtype)[None]]) for a, b in zip((transfers, cosines, at_bound), last)
         )
-    state, iterations = carry
+    state, iterations, status = carry
     final_meas = physics(x_train, y_train, _extrapolate(state)).responses(state.conductances)[2]
     final = final_meas.transfer
     transfers = jnp.concatenate([transfers, final[None]])
@@ -288,21 +290,25 @@ def train(
         test_accuracy=test_accuracy,
         cosine=cosines if track_cosine else None,
     )
-    # Guard every output, so the check survives whichever part the caller keeps. (Each solve
-    # checks its own residual; this catches non-finite data that reach the conductances.)
-    return _error_if(
-        result,
-        ~(jnp.all(jnp.isfinite(state.conductances)) & jnp.all(jnp.isfinite(transfers))),
+    # Guard every output, so the checks survive whichever part the caller keeps. The forward
+    # solves of the loop recorded their worst failure; one check here costs far less than one
+    # per step. (Adjoint solves, of gradient rules, raise on their own.)
+    solver = as_solver(method)
+    status = jnp.maximum(status, final_meas.info.status)
+    result = _error_if(result, lambda x: raise_on_failure(
+        x, status, PATH_NAMES[solver.resolve(net.n_nodes, warm=True)], solver.tolerance(dtype), solver.atol))
+    return _error_if(result, lambda x: eqx.error_if(
+        x, ~(jnp.all(jnp.isfinite(state.conductances)) & jnp.all(jnp.isfinite(transfers))),
         "jaxnet.train: non-finite conductances or voltages. Check the task's examples for "
-        "NaN/inf and that no node is floating.",
-    )
+        "NaN/inf and that no node is floating."))
 
 
-def _error_if(tree, pred, msg):
-    """`eqx.error_if` on every array leaf of `tree` but PRNG keys (which it cannot carry)."""
+def _error_if(tree, check):
+    """`check` (an `eqx.error_if` of a list of arrays) on every array leaf of `tree` but PRNG
+    keys, which it cannot carry."""
     leaves, treedef = jax.tree.flatten(tree)
     guarded = [i for i, x in enumerate(leaves) if not jnp.issubdtype(x.dtype, jax.dtypes.prng_key)]
-    checked = eqx.error_if([leaves[i] for i in guarded], pred, msg)
+    checked = check([leaves[i] for i in guarded])
     for i, x in zip(guarded, checked):
         leaves[i] = x
     return jax.tree.unflatten(treedef, leaves)
