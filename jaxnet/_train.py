@@ -214,8 +214,13 @@ def train(
     def physics(x, y, guess):
         return Physics(net, task.inputs, task.outputs, task.ground, x, y, method, guess, check=False)
 
-    def step(carry, _, *, logged):
-        state, iterations, status = carry
+    n_logs = -(-steps // log_every) + 1  # steps 0, log_every, ... below `steps`, and `steps`
+
+    def body(carry, i):
+        """Step `i` of this call: measure, log if due, update. The extra iteration `i == steps`
+        only measures (the final log): one loop body, so the solver is compiled once."""
+        state, iterations, status, logs = carry
+        last = i == steps
         guess = _extrapolate(state)
         k = state.conductances
         batch_key, rule_key = jax.random.split(jax.random.fold_in(state.key, state.step))
@@ -233,35 +238,25 @@ def train(
             step=state.step + 1,
             key=state.key,
         )
-        carry = (new_state, iterations + meas.info.iterations, jnp.maximum(status, meas.info.status))
-        if not logged:
-            return carry, None
-        cosine = jnp.nan
+        # `last` does not depend on the instance, so under vmap this stays a branch.
+        state = _select(last, state, new_state)
+        logged = (i % log_every == 0) | last
+        cosine = jnp.array(jnp.nan, dtype)
         if track_cosine:
-            grad, _ = jax.grad(physics(x_train, y_train, guess).loss, has_aux=True)(k)
-            cosine = _cosine(k_new - k, -grad)
-        return carry, (meas.transfer, cosine, _fraction_at_bound(k, k_min, k_max))
+            def measure_cosine():
+                grad, _ = jax.grad(physics(x_train, y_train, guess).loss, has_aux=True)(k)
+                return _cosine(k_new - k, -grad).astype(dtype)
 
-    def chunk(carry, length):
-        """One logged step, then the rest of the chunk unlogged."""
-        carry, out = step(carry, None, logged=True)
-        carry, _ = jax.lax.scan(lambda c, _: step(c, None, logged=False), carry, length=length - 1)
-        return carry, out
+            cosine = jax.lax.cond(logged & ~last, measure_cosine, lambda: cosine)
+        slot = jnp.where(last, n_logs - 1, i // log_every)
+        entry = (meas.transfer, cosine, _fraction_at_bound(k, k_min, k_max))
+        logs = jax.tree.map(lambda buf, v: buf.at[slot].set(jnp.where(logged, v, buf[slot])), logs, entry)
+        return (state, iterations + meas.info.iterations, jnp.maximum(status, meas.info.status), logs), None
 
-    n_full, rest = divmod(steps, log_every)
-    carry = (state, jnp.int32(0), jnp.int32(0))
-    carry, (transfers, cosines, at_bound) = jax.lax.scan(lambda c, _: chunk(c, log_every), carry, length=n_full)
-    if rest:
-        carry, last = chunk(carry, rest)
-        transfers, cosines, at_bound = (
-            jnp.concatenate([a, jnp.asarray(b, a.dtype)[None]]) for a, b in zip((transfers, cosines, at_bound), last)
-        )
-    state, iterations, status = carry
-    final_meas = physics(x_train, y_train, _extrapolate(state)).responses(state.conductances)[2]
-    final = final_meas.transfer
-    transfers = jnp.concatenate([transfers, final[None]])
-    cosines = jnp.concatenate([cosines, jnp.full((1,), jnp.nan, cosines.dtype)])
-    at_bound = jnp.concatenate([at_bound, _fraction_at_bound(state.conductances, k_min, k_max)[None]])
+    n_out, n_in = task.outputs.shape[0], task.inputs.shape[0]
+    logs = (jnp.zeros((n_logs, n_out, n_in), dtype), jnp.zeros((n_logs,), dtype), jnp.zeros((n_logs,), dtype))
+    carry = (state, jnp.int32(0), jnp.int32(0), logs)
+    (state, iterations, status, (transfers, cosines, at_bound)), _ = jax.lax.scan(body, carry, jnp.arange(steps + 1))
     logged_steps = np.minimum(np.arange(transfers.shape[0]) * log_every, steps)
     logged_steps[-1] = steps
 
@@ -284,7 +279,7 @@ def train(
         steps=state.step - steps + jnp.asarray(logged_steps, jnp.int32),
         loss=loss,
         at_bound=at_bound,
-        cg_iterations=iterations + final_meas.info.iterations,
+        cg_iterations=iterations,
         test_loss=test_loss,
         accuracy=accuracy,
         test_accuracy=test_accuracy,
@@ -294,7 +289,6 @@ def train(
     # solves of the loop recorded their worst failure; one check here costs far less than one
     # per step. (Adjoint solves, of gradient rules, raise on their own.)
     solver = as_solver(method)
-    status = jnp.maximum(status, final_meas.info.status)
     result = _error_if(result, lambda x: raise_on_failure(
         x, status, PATH_NAMES[solver.resolve(net.n_nodes, warm=True)], solver.tolerance(dtype), solver.atol))
     return _error_if(result, lambda x: eqx.error_if(
@@ -312,6 +306,17 @@ def _error_if(tree, check):
     for i, x in zip(guarded, checked):
         leaves[i] = x
     return jax.tree.unflatten(treedef, leaves)
+
+
+def _select(pred, on_true, on_false):
+    """`on_true` if `pred` else `on_false`, leaf by leaf (PRNG keys through their key data)."""
+    def pick(a, b):
+        if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+            data = jnp.where(pred, jax.random.key_data(a), jax.random.key_data(b))
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(a))
+        return jnp.where(pred, a, b)
+
+    return jax.tree.map(pick, on_true, on_false)
 
 
 def _fraction_at_bound(k, k_min, k_max):
