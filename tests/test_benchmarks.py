@@ -32,5 +32,6 @@ def test_gpu_script_runs_at_small_size(tmp_path):
 
     results = gpu.main(instances=8, steps=10, out_dir=str(tmp_path))
     assert results["dense_vs_cg_max_rel_diff"] < 1e-3
-    assert results["cg"]["network_steps_per_s"] > 0
+    assert results["float32_vs_cpu_float64_max_rel_diff"] < 1e-3
+    assert results["auto"]["network_steps_per_s"] > 0 and results["W1024"]["network_steps_per_s"] > 0
     assert len(list(tmp_path.glob("gpu-*.json"))) == 1
