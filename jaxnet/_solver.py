@@ -92,7 +92,8 @@ class Solver(eqx.Module):
         ``"auto"`` takes CG above `dense_max_nodes` nodes. Up to it, a cold solve takes dense
         Cholesky, and a warm-started one (every step of `train`) ``"cg+dense"``: CG, which a
         good starting guess makes the fastest path at every size measured (9 to 144 nodes, one
-        network or 256), then dense Cholesky for any instance whose CG fails its check.
+        network or 256), then dense Cholesky for any instance whose CG fails its check. The
+        adjoint solve of a gradient has no warm start and takes dense Cholesky there.
         """
         if self.method == "auto":
             if n_nodes > self.dense_max_nodes:
@@ -334,16 +335,19 @@ def solve_system(
     shared = factor() if route == "dense" else None  # one factorization for forward and adjoint
 
     def make_solve(init, adjoint):
-        kind = PATH_NAMES[route] + (" adjoint" if adjoint else "")
+        # The adjoint of a warm-started small solve has no warm start: dense Cholesky serves it
+        # (a gradient step then costs what it did on the dense path).
+        path = "dense" if adjoint and route == "cg+dense" else route
+        kind = PATH_NAMES[path] + (" adjoint" if adjoint else "")
 
         def solve(_, b):
-            if route == "dense":
-                x, r_norm, singular = dense(shared, b)
+            if path == "dense":
+                x, r_norm, singular = dense(factor() if shared is None else shared, b)
                 steps = jnp.zeros((), jnp.int32)
             else:
                 x, steps, r_norm = cg(b, jnp.zeros_like(b) if init is None else lax.stop_gradient(init))
                 singular = jnp.array(False)
-            if route == "cg+dense":
+            if path == "cg+dense":
                 # CG first (fast from a warm start); where it fails its check, dense Cholesky.
                 # The branch runs only when some instance of a vmapped batch failed, and each
                 # instance keeps its own CG answer unless it failed, so batching changes nothing.

@@ -19,12 +19,14 @@ so the loss on the training or test set at the current conductances costs no fur
 
 from __future__ import annotations
 
+import dataclasses
+
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._network import Network
-from ._solver import Method, SolveInfo, Solver, free_mask, solve_system, unit_rhs
+from ._solver import Method, SolveInfo, Solver, as_solver, free_mask, solve_system, unit_rhs
 
 
 class Measurement(eqx.Module):
@@ -97,8 +99,16 @@ class Physics(eqx.Module):
         return self.x @ edge_drops(self.net, response.T), weights.T @ edge_drops(self.net, green.T), meas
 
     def loss(self, k: Float[Array, " edges"]):
-        """Loss on the step's examples, differentiable through the solver; aux: the measurement."""
-        _, _, meas = self.responses(k)
+        """Loss on the step's examples, differentiable through the solver; aux: the measurement.
+
+        Where ``"auto"`` would solve by warm-started CG with a dense fallback (small networks),
+        the loss drops the warm start: its gradient's adjoint solve has none, and the forward
+        and adjoint solves then share one Cholesky factorization (2.2x faster on W64).
+        """
+        physics = self
+        if as_solver(self.method).resolve(self.net.n_nodes, warm=True) == "cg+dense":
+            physics = dataclasses.replace(self, guess=None)
+        _, _, meas = physics.responses(k)
         return transfer_loss(meas.transfer, self.x, self.y), meas
 
 

@@ -123,9 +123,17 @@ BAD = [
     ({"sweep.networks": [1, 2]}, r"sweep.networks .* cannot be a list"),
     ({"network.rows": 3}, r"network.rows in \[network\] is not used by kind 'disordered'"),
     ({"sweep.dtype": "float16"}, r"sweep.dtype .* allowed: one of 'float32', 'float64'"),
+    ({"sweep.rtol": -1.0}, r"sweep.rtol .* allowed: 'auto' or a finite number > 0"),
     ({"sweep.clock": "edge_updates", "rule.p": 0.3},
      r"sweep.steps = 40 updates per edge \(clock = 'edge_updates'\) is not a whole number of steps at rule.p = 0.3"),
 ]
+
+
+def test_solver_keys_reach_train():
+    """sweep.method, rtol, atol and max_steps become the jn.Solver each run trains with."""
+    config = jn.load_config(SMALL, {"sweep.method": "cg", "sweep.rtol": 1e-6, "sweep.max_steps": 50})
+    assert jn.rebuild_run(config, 0).train_kwargs["method"] == jn.Solver("cg", rtol=1e-6, max_steps=50)
+    assert jn.rebuild_run(SMALL, 0).train_kwargs["method"] == jn.Solver()
 
 
 def test_edge_update_clock_runs_each_p_for_steps_over_p():
