@@ -94,9 +94,11 @@ def test_same_networks_for_every_rule(small_sweep):
     _, table = small_sweep
     start = table[table.step == 0]
     # k0 = 1 everywhere: at step 0 every grid point and seed of a network seed sees the same
-    # network and task, hence the same loss; different network seeds differ
-    assert (start.groupby("network_seed").loss.nunique() == 1).all()
-    assert start.groupby("network_seed").loss.first().nunique() == 3
+    # network and task, hence the same loss (to the float32 solver tolerance: coupled learning
+    # measures by warm-started CG, gradient descent by Cholesky); different network seeds differ
+    by_network = start.groupby("network_seed").loss
+    assert ((by_network.max() - by_network.min()) / by_network.max() < 1e-3).all()
+    assert start.groupby("network_seed").loss.first().round(4).nunique() == 3
 
 
 def test_finished_sweep_does_nothing_and_changed_config_is_refused(small_sweep, capsys):
