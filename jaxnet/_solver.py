@@ -14,11 +14,14 @@ Two interchangeable ways to solve it:
 - ``"dense"``: assemble `A` (N x N), one Cholesky factorization, triangular solves for all
   right-hand sides at once. Best for small and medium networks.
 - ``"cg"``: matrix-free Jacobi-preconditioned conjugate gradients on the incidence structure
-  (O(E) memory), all right-hand sides advanced together, warm-startable. For large networks.
+  (O(E) memory), all right-hand sides advanced together, warm-startable. For large networks,
+  and from a warm start (every step of `train`) the fastest path at every size.
 
-``method="auto"`` picks ``"dense"`` for `n_nodes <= Solver.dense_max_nodes` (200) and ``"cg"``
-above. A `Solver` holds that rule and the tolerances; every solve, forward or adjoint, checks
-its true residual `||b - A x||` against them and fails loudly, never silently.
+``method="auto"`` picks ``"cg"`` above `Solver.dense_max_nodes` (200) nodes; up to it,
+``"dense"`` for a cold solve and, for a warm-started one, CG with dense Cholesky for whatever
+CG fails (``"cg+dense"``, see `Solver.resolve`). A `Solver` holds that rule and the
+tolerances; every solve, forward or adjoint, checks its true residual `||b - A x||` against
+them and fails loudly, never silently.
 
 Both are wrapped in `jax.lax.custom_linear_solve` with the matrix-free `A(k)` as the linear
 map, so derivatives (with respect to conductances and right-hand sides) are an adjoint solve

@@ -46,8 +46,8 @@ class Physics(eqx.Module):
     """A network wired to its terminals, with the examples of one learning step.
 
     **Fields:** `net`; `inputs` `(n_in,)`, `outputs` `(n_out,)`, `ground` `(n_ground,)` node
-    ids; `x` `(B, n_in)` input volts; `y` `(B, n_out)` target volts; `method` the solver path or a `Solver`;
-    `guess` `(N, n_in + n_out)` optional CG warm start (e.g. the previous step's solution);
+    ids; `x` `(B, n_in)` input volts; `y` `(B, n_out)` target volts; `method` the solver path
+    or a `Solver`; `guess` `(N, n_in + n_out)` optional CG warm start (e.g. the previous step's solution);
     `check`: a failed forward solve raises (True), or only records its failure in
     `Measurement.info.status` for the caller to raise on (False; `train` does, once per call).
     """
@@ -103,7 +103,7 @@ class Physics(eqx.Module):
 
         Where ``"auto"`` would solve by warm-started CG with a dense fallback (small networks),
         the loss drops the warm start: its gradient's adjoint solve has none, and the forward
-        and adjoint solves then share one Cholesky factorization (2.2x faster on W64).
+        and adjoint solves then share one Cholesky factorization (about 2x faster on W64).
         """
         physics = self
         if as_solver(self.method).resolve(self.net.n_nodes, warm=True) == "cg+dense":
