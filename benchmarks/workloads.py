@@ -133,7 +133,7 @@ FLOOR_TARGET = 3.0  # a step within this factor of its linear-algebra floor
 
 def _target(workload, instances):
     ratio = TARGETS.get((workload, instances))
-    return None if ratio is None else f">= {ratio:g}x, compile < {COMPILE_TARGET_S:g} s, <= {FLOOR_TARGET:g}x floor"
+    return "-" if ratio is None else f">= {ratio:g}x, compile < {COMPILE_TARGET_S:g} s, <= {FLOOR_TARGET:g}x floor"
 
 
 def run(quick: bool = False):
