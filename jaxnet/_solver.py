@@ -209,13 +209,17 @@ def _checked(x, b, r_norm, rtol, atol, path, singular, check):
     costs far less than one per step); adjoint solves, whose status cannot leave
     `custom_linear_solve`, always raise.
     """
-    bound = rtol * jnp.linalg.norm(b, axis=0) + atol
-    failures = jnp.stack([~jnp.all(jnp.isfinite(x)), jnp.asarray(singular), ~jnp.all(r_norm <= bound)])
+    b_norm = jnp.linalg.norm(b, axis=0)
+    failures = jnp.stack([~jnp.all(jnp.isfinite(x)), jnp.asarray(singular), ~_within(r_norm, b_norm, rtol, atol)])
     status = jnp.where(jnp.any(failures), jnp.argmax(failures) + 1, 0).astype(jnp.int32)
     if check:
         x = raise_on_failure(x, status, path, rtol, atol)
-    b_norm = jnp.linalg.norm(b, axis=0)
     return x, status, jnp.max(r_norm / jnp.maximum(b_norm, jnp.finfo(b.dtype).tiny))
+
+
+def _within(r_norm, b_norm, rtol, atol):
+    """True when every column's residual norm meets the tolerance: `||r|| <= rtol ||b|| + atol`."""
+    return jnp.all(r_norm <= rtol * b_norm + atol)
 
 
 def _pcg(matvec, b, x0, inv_diag, rtol, atol, max_steps, residual_every):
@@ -354,7 +358,7 @@ def solve_system(
                 # CG first (fast from a warm start); where it fails its check, dense Cholesky.
                 # The branch runs only when some instance of a vmapped batch failed, and each
                 # instance keeps its own CG answer unless it failed, so batching changes nothing.
-                failed = ~(jnp.all(r_norm <= rtol * jnp.linalg.norm(b, axis=0) + atol) & jnp.all(jnp.isfinite(x)))
+                failed = ~(_within(r_norm, jnp.linalg.norm(b, axis=0), rtol, atol) & jnp.all(jnp.isfinite(x)))
 
                 def fallback(x, r_norm, singular):
                     xd, rd, sd = dense(factor(), b)
