@@ -8,6 +8,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._checks import connected_components
+from ._elements import Elements
 
 
 class Network(eqx.Module):
@@ -28,12 +29,40 @@ class Network(eqx.Module):
     - `receivers`: int array `(E,)`, second node of each edge.
     - `n_nodes`: number of nodes (static).
     - `positions`: optional float array `(N, 2)` of node coordinates, for plotting only.
+    - `elements`: optional `Elements`, what each edge is (diodes, transistors); None: every
+      edge a linear resistor. See `with_elements`.
     """
 
     senders: Int[Array, " edges"]
     receivers: Int[Array, " edges"]
     n_nodes: int = eqx.field(static=True)
     positions: Float[Array, "nodes 2"] | None = None
+    elements: Elements | None = None
+
+    @property
+    def linear(self) -> bool:
+        """True when the network has no `elements`: every edge a linear resistor, solved by
+        superposition. (A network with elements is solved by Newton, even if all are resistors.)"""
+        return self.elements is None
+
+    def with_elements(self, elements: Elements | None) -> "Network":
+        """This network with each edge's element kind: `elements` from `Elements.from_kinds`.
+
+        A network with elements is solved by damped Newton (`jn.solve`, `train` and every rule
+        work on it); its conductances `k` are each element's learned parameter (a diode's series
+        conductance, a transistor's gate voltage). None makes every edge a linear resistor again.
+
+        ```python
+        net = jn.square_lattice(3, 3)
+        net = net.with_elements(jn.Elements.from_kinds(["diode"] * net.n_edges))
+        ```
+        """
+        if elements is not None:
+            if not isinstance(elements, Elements):
+                raise ValueError(f"elements must be a jn.Elements (Elements.from_kinds); got {type(elements).__name__}.")
+            if elements.n_edges != self.n_edges:
+                raise ValueError(f"elements has {elements.n_edges} edges; the network has {self.n_edges}.")
+        return Network(self.senders, self.receivers, self.n_nodes, self.positions, elements)
 
     @property
     def n_edges(self) -> int:
@@ -119,3 +148,19 @@ class Network(eqx.Module):
             n_nodes=n,
             positions=pos,
         )
+
+
+def edge_drops(net: Network, voltages: Float[ArrayLike, "*examples nodes"]) -> Float[Array, "*examples edges"]:
+    """Voltage drop across each edge, `V[sender] - V[receiver]` (volts).
+
+    **Arguments:** `net`; `voltages` `(..., N)`. **Returns:** `(..., E)`.
+    """
+    v = jnp.asarray(voltages)
+    return v[..., net.senders] - v[..., net.receivers]
+
+
+def outflow(net: Network, edge_values: Float[Array, "*examples edges"]) -> Float[Array, "*examples nodes"]:
+    """Per node, the sum of `edge_values` over the edges it sends minus those it receives
+    (`Bᵀ x`, `B` the incidence matrix): the net current out of each node for edge currents."""
+    out = jnp.zeros(edge_values.shape[:-1] + (net.n_nodes,), edge_values.dtype)
+    return out.at[..., net.senders].add(edge_values).at[..., net.receivers].add(-edge_values)

@@ -66,6 +66,9 @@ class Solver(eqx.Module):
     - `residual_every`: CG recomputes its true residual `b - A x` every this many iterations
       (and whenever its recurrence says it has converged), so rounding in the recurrence
       cannot fake convergence.
+    - `newton_steps`: Newton iteration cap for networks with nonlinear elements (each
+      iteration one linear solve); not converging within it is an error. Newton's tolerance
+      is `rtol` and `atol` too, on each free node's current imbalance (see `jn.solve`).
     """
 
     method: Method = eqx.field(static=True, default="auto")
@@ -74,6 +77,7 @@ class Solver(eqx.Module):
     max_steps: int | None = eqx.field(static=True, default=None)
     dense_max_nodes: int = eqx.field(static=True, default=200)
     residual_every: int = eqx.field(static=True, default=50)
+    newton_steps: int = eqx.field(static=True, default=50)
 
     def __check_init__(self):
         if self.method not in ("auto", "dense", "cg"):
@@ -82,7 +86,7 @@ class Solver(eqx.Module):
             raise ValueError(f"rtol must be > 0 (or None for the dtype's default); got {self.rtol}.")
         if not self.atol >= 0:
             raise ValueError(f"atol must be >= 0; got {self.atol}.")
-        for name in ("max_steps", "residual_every"):
+        for name in ("max_steps", "residual_every", "newton_steps"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be a positive int; got {value!r}.")
@@ -400,6 +404,13 @@ def solve(
     axes of `fixed_values`) share one factorization: the network is solved once per fixed
     node (its response to 1 V there) and the examples are superposed.
 
+    A network with nonlinear `Elements` (diodes, transistors; `Network.with_elements`) is
+    solved per example by damped Newton on its co-content, each step one solve of the same
+    linear system with the elements' small-signal conductances; `conductances` are then the
+    elements' parameters. Newton stops when every free node's current imbalance is within
+    the `Solver`'s `rtol` of the current through the node (plus `atol`), and not converging
+    within `Solver.newton_steps` iterations is an error that names the imbalance reached.
+
     **Arguments:**
 
     - `net`: the `Network`.
@@ -419,7 +430,8 @@ def solve(
     `equinox`'s runtime error naming the problem.
 
     Differentiable (`grad`, `jvp`, `vmap`) in `conductances` and `fixed_values`; the
-    derivative is an adjoint solve with the same factorization.
+    derivative is an adjoint solve with the same factorization (with nonlinear elements, by
+    implicit differentiation at the solution: one adjoint solve, reverse mode).
 
     ```python
     net = jn.Network.from_edges([[0, 1], [1, 2]])
@@ -467,5 +479,11 @@ def _solve_checked(net, k, fixed_nodes, fixed_values, method):
         "jaxnet.solve: a conductance is negative.",
     ])
     free = free_mask(net, fixed_nodes, dtype)
+    if not net.linear:
+        from ._nonlinear import boundary_of, equilibrium  # the Newton layer is built on this module
+
+        flat = fixed_values.reshape(-1, fixed_nodes.shape[0])
+        states, _ = equilibrium(net, k, free, boundary_of(net, fixed_nodes, flat, dtype), None, as_solver(method))
+        return states.reshape(fixed_values.shape[:-1] + (net.n_nodes,))
     response, _ = solve_system(net, k, free, unit_rhs(net, k, free, fixed_nodes), method=method)
     return fixed_values.astype(dtype) @ response.T

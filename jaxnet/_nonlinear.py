@@ -1,0 +1,192 @@
+"""The state of a network with nonlinear elements: damped Newton on its co-content.
+
+The free nodes of a network with `Elements` settle where the co-content `Φ(V) = Σ_e C_e(Δ_e)`
+is least (Kirchhoff's current law is `∂Φ/∂V = 0` there; see `_elements`). `Φ` is convex, and
+its Hessian is the weighted Laplacian of the elements' small-signal conductances, so each
+Newton step is one solve with the shared Kirchhoff solver (`solve_system`), and a backtracking
+line search on `Φ` (Armijo) makes the iteration converge from any start.
+
+Derivatives (with respect to the element parameters `k` and the fixed voltages) come from the
+implicit function theorem at the solution: one adjoint solve with the same linear solver,
+never differentiation through the Newton iterations.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ._network import Network, edge_drops, outflow
+from ._solver import SolveInfo, Solver, solve_system
+
+#: Decades of the worst relative current imbalance a Newton failure message can name.
+_DECADES = range(-16, 3)
+
+
+def _step_solve(net, g, free, rhs, solver):
+    """The linear solves of a Newton step (or of its adjoint), one per example: `(x, singular)`.
+
+    `g` `(B, E)` and `rhs` `(B, N)`, one system per example. Their residual is not held to the
+    `Solver`'s tolerance: a reverse-biased diode's conductance (~1e-12 S) beside a resistor's
+    makes the system too ill-conditioned for any backward-stable solve to meet it, and Newton
+    needs no exact steps (its own test, on the current law, is the check). A singular or
+    non-finite solve is reported, for the error message.
+    """
+    def one(g, rhs):
+        x, info = solve_system(net, g, free, rhs[:, None], method=solver, check=False)
+        return x[:, 0], (info.status == 1) | (info.status == 2)
+
+    x, singular = jax.vmap(one)(g, rhs)
+    return x, jnp.any(singular)
+
+
+def _messages(steps: int, rtol: float, atol: float) -> list[str]:
+    head = f"jaxnet Newton solve: did not converge in {steps} iterations"
+    tail = (f" (tolerance: rtol={rtol:g} of the current through the node, atol={atol:g} A). "
+            "Raise jn.Solver(newton_steps=...), loosen rtol, or use float64; check for a node "
+            "joined to the rest only through reverse-biased diodes or off transistors.")
+    return ["jaxnet Newton solve: non-finite voltages. Is an element parameter or a source value not finite?",
+            "jaxnet Newton solve: a Newton step's linear system was singular to working precision. Is a node "
+            "floating, or joined to the rest only through reverse-biased diodes or off transistors (give "
+            "them a leak, or use float64)?"] + [
+        f"{head}: the worst free node's current imbalance is still about 1e{d} of the current through it{tail}"
+        for d in _DECADES
+    ]
+
+
+def _newton(net: Network, k, free, boundary, guess, solver: Solver):
+    """`(V, SolveInfo)`: each example's co-content minimum, `V = boundary` at the fixed nodes.
+
+    All examples `(B, N)` advance together in one loop (each with its own Jacobian and line
+    search); an example that has converged stays put while the others finish.
+    """
+    el, dtype = net.elements, boundary.dtype
+    rtol, atol, eps = solver.tolerance(dtype), solver.atol, jnp.finfo(dtype).eps
+    batch = boundary.shape[0]
+
+    def imbalance(v):
+        """Net current out of each free node `(B, N)`, its tolerance, and the current through it.
+
+        The tolerance is `rtol` times the current through the node (`Σ_e |I_e|` over its
+        edges), plus what rounding the voltages to working precision alone makes the currents
+        miss (`8 eps Σ_e g_e (|V_s| + |V_r|)`: a node fed only ~1e-12 A through reverse-biased
+        diodes cannot balance better than that), plus `atol`.
+        """
+        drops = edge_drops(net, v)
+        current, g = el.current(drops, k), el.conductance(drops, k)
+        magnitude = jnp.abs(v[:, net.senders]) + jnp.abs(v[:, net.receivers])
+
+        def incident(x):
+            return free * jnp.zeros_like(v).at[:, net.senders].add(x).at[:, net.receivers].add(x)
+
+        through = incident(jnp.abs(current))
+        return free * outflow(net, current), rtol * through + 8 * eps * incident(g * magnitude) + atol, through
+
+    def energy(v):
+        c = el.cocontent(edge_drops(net, v), k)
+        return jnp.sum(c, -1), jnp.sum(jnp.abs(c), -1)
+
+    def converged(r, tol):
+        return jnp.all(jnp.abs(r) <= tol, axis=-1)
+
+    def step(carry):
+        v, r, tol, _, it, singular = carry
+        g = el.conductance(edge_drops(net, v), k)
+        delta, singular_now = _step_solve(net, g, free, -r, solver)
+        delta = free * delta
+        slope = jnp.sum(r * delta, -1)
+        phi, size = energy(v)
+        slack = 16 * eps * size  # rounding of Φ: near the minimum it cannot tell steps apart
+
+        def too_long(t):
+            return (energy(v + t[:, None] * delta)[0] > phi + 1e-4 * t * slope + slack) & (t > 2.0**-30)
+
+        t = jax.lax.while_loop(lambda t: jnp.any(too_long(t)), lambda t: jnp.where(too_long(t), t / 2, t),
+                               jnp.ones(batch, dtype))
+        moving = ~converged(r, tol)
+        v = jnp.where(moving[:, None], v + t[:, None] * delta, v)
+        return v, *imbalance(v), it + moving, singular | singular_now
+
+    def going(carry):
+        _, r, tol, _, it, _ = carry
+        return (jnp.max(it) < solver.newton_steps) & ~jnp.all(converged(r, tol))
+
+    v0 = free * guess + (1 - free) * boundary
+    init = (v0, *imbalance(v0), jnp.zeros(batch, jnp.int32), jnp.array(False))
+    v, r, tol, through, iterations, singular = jax.lax.while_loop(going, step, init)
+    relative = jnp.max(jnp.abs(r) / jnp.maximum(through, jnp.finfo(dtype).tiny), axis=-1)
+    finite = jnp.all(jnp.isfinite(v))
+    failed = ~finite | ~jnp.all(converged(r, tol))
+    worst = jnp.max(jnp.where(converged(r, tol), 0, relative))
+    decade = jnp.clip(jnp.floor(jnp.log10(jnp.where(finite & (worst > 0), worst, 1.0))), _DECADES[0], _DECADES[-1])
+    index = jnp.where(finite, jnp.where(singular, 1, decade.astype(jnp.int32) - _DECADES[0] + 2), 0)
+    v = eqx.branched_error_if(v, failed, index, _messages(solver.newton_steps, rtol, atol))
+    return v, SolveInfo(iterations, relative, jnp.zeros(batch, jnp.int32))
+
+
+@eqx.filter_custom_vjp
+def _equilibrium(diff, net, free, guess, solver):
+    k, boundary = diff
+    return _newton(net, k, free, boundary, guess, solver)
+
+
+@_equilibrium.def_fwd
+def _equilibrium_fwd(perturbed, diff, net, free, guess, solver):
+    out = _equilibrium.fn(diff, net, free, guess, solver)
+    return out, out[0]
+
+
+@_equilibrium.def_bwd
+def _equilibrium_bwd(v, grad_obj, perturbed, diff, net, free, guess, solver):
+    # The free voltages solve F(V; k, boundary) = 0 (the current law). With J = ∂F/∂V (the
+    # conductance-weighted Laplacian, symmetric), the cotangent of (k, boundary) is
+    # -λᵀ ∂F/∂(k, boundary) with J λ = v̄: one adjoint solve.
+    k, boundary = diff
+    v_bar = grad_obj[0]
+    if v_bar is None:
+        v_bar = jnp.zeros_like(v)
+    g = net.elements.conductance(edge_drops(net, v), k)
+    lam, singular = _step_solve(net, g, free, free * v_bar, solver)
+    lam = eqx.error_if(lam, singular | ~jnp.all(jnp.isfinite(lam)), _messages(0, 0, 0)[1].replace("a Newton step's", "the gradient's adjoint"))
+
+    def residual(k, boundary):
+        u = free * v + (1 - free) * boundary
+        return free * outflow(net, net.elements.current(edge_drops(net, u), k))
+
+    k_bar, boundary_bar = jax.vjp(residual, k, boundary)[1](lam)
+    return -k_bar, (1 - free) * v_bar - boundary_bar
+
+
+def equilibrium(
+    net: Network,
+    k: Float[Array, "*batch edges"],
+    free: Float[Array, " nodes"],
+    boundary: Float[Array, "batch nodes"],
+    guess: Float[Array, "batch nodes"] | None,
+    solver: Solver,
+) -> tuple[Float[Array, "batch nodes"], SolveInfo]:
+    """The states of a network with elements for a batch of examples: `(B, N)` and `SolveInfo`.
+
+    **Arguments:** `net` (with `elements`); `k` `(E,)` element parameters, or `(B, E)` one set
+    per example; `free` `(N,)` the free-node mask; `boundary` `(B, N)` the voltages of the
+    fixed nodes (ignored elsewhere); `guess` `(B, N)` a starting point at the free nodes (None:
+    0 V); `solver` its tolerances and Newton's iteration cap.
+
+    Newton stops when every free node's current imbalance is at most `rtol` times the current
+    through it plus `atol` (and the rounding floor of its voltages); an example not converged
+    within `solver.newton_steps` raises an error naming the imbalance reached (to its decade).
+    `info` holds per example the Newton iterations and the worst relative imbalance.
+    Differentiable in `k` and `boundary` by one adjoint solve per example (implicit
+    differentiation), never through the iterations.
+    """
+    if guess is None:
+        guess = jnp.zeros_like(boundary)
+    return _equilibrium((k, boundary), net, free, jax.lax.stop_gradient(guess), solver)
+
+
+def boundary_of(net: Network, fixed_nodes, fixed_values, dtype) -> Float[Array, "batch nodes"]:
+    """`(B, N)` voltages: `fixed_values` `(B, F)` at `fixed_nodes`, 0 elsewhere."""
+    return jnp.zeros((fixed_values.shape[0], net.n_nodes), dtype).at[:, fixed_nodes].set(fixed_values.astype(dtype))
+
