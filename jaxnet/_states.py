@@ -1,11 +1,13 @@
-"""States of a network wired for learning (free, clamped), and what an experimenter measures.
+"""States of a network wired for learning (free, clamped, nudged), and what an experimenter measures.
 
 A learning step needs, for one network with conductances `k`:
 
 - the free state: inputs held at the example's `x`, ground at 0, outputs free;
-- the clamped state: outputs also held, at `V_O^F + eta (y - V_O^F)`.
+- the clamped state (coupled learning): outputs also held, at `V_O^F + eta (y - V_O^F)`;
+- the nudged state (equilibrium propagation): a current `beta (y - V_O)` injected at the outputs.
 
-Both come from ONE call of the shared solver (`solve_system`), with these columns:
+On a linear network all come from ONE call of the shared solver (`solve_system`), with these
+columns:
 
 - `R` (N, n_in): the response to 1 V at each input (other inputs and ground at 0). By
   superposition the free state of every example is `V_F = x @ R.T`.
@@ -15,6 +17,9 @@ Both come from ONE call of the shared solver (`solve_system`), with these column
 
 The transfer matrix `T = R[outputs]` (n_out, n_in) gives the outputs of any input, `V_O = T x`,
 so the loss on the training or test set at the current conductances costs no further solve.
+
+A network with nonlinear `Elements` has no superposition: each example's states are solved by
+damped Newton (`_nonlinear.equilibrium`), every Newton step a call of the same solver.
 """
 
 from __future__ import annotations
@@ -22,23 +27,29 @@ from __future__ import annotations
 import dataclasses
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from ._network import Network
+from ._elements import Elements
+from ._network import Network, edge_drops, outflow
+from ._nonlinear import boundary_of, equilibrium
 from ._solver import Method, SolveInfo, Solver, as_solver, free_mask, solve_system, unit_rhs
 
 
 class Measurement(eqx.Module):
     """What a learning step measured at the conductances it started from.
 
-    - `transfer`: `(n_out, n_in)` output volts per input volt, `V_O = transfer @ x`.
-    - `solution`: `(N, n_in + n_out)` the solver's columns `[R | G]` (a CG warm start).
-    - `info`: the solver's `SolveInfo` (CG iterations, true residual, status).
+    - `transfer`: `(n_out, n_in)` output volts per input volt, `V_O = transfer @ x` (None
+      with nonlinear elements, which have no transfer matrix).
+    - `solution`: `(N, n_in + n_out)` the solver's columns `[R | G]` (a CG warm start; None
+      with nonlinear elements).
+    - `info`: the solver's `SolveInfo` (CG iterations, true residual, status); with nonlinear
+      elements the Newton iterations of the step's solves and their worst relative imbalance.
     """
 
-    transfer: Float[Array, "outputs inputs"]
-    solution: Float[Array, "nodes cols"]
+    transfer: Float[Array, "outputs inputs"] | None
+    solution: Float[Array, "nodes cols"] | None
     info: SolveInfo
 
 
@@ -93,10 +104,74 @@ class Physics(eqx.Module):
 
         The same as `edge_drops` of `free_and_nudge`'s states, but the drops are taken on the
         `n_in + n_out` solution columns and the examples superposed after, so the per-edge work
-        does not grow with the number of examples.
+        does not grow with the number of examples. Linear networks only.
         """
         response, green, weights, meas = self._nudge(k, eta)
         return self.x @ edge_drops(self.net, response.T), weights.T @ edge_drops(self.net, green.T), meas
+
+    def coupled_contrast(self, k: Float[Array, " edges"], eta):
+        """Coupled learning's local signal per edge `(E,)`, and the step's measurement.
+
+        `mean over examples of 2 [∂C_e/∂k_e (free) - ∂C_e/∂k_e (clamped)]`, with `C_e` the
+        edge's co-content (`Elements.parameter_gradient`), the clamped state's outputs held at
+        `V_O^F + eta (y - V_O^F)`. For resistors that is `(ΔV_F)² - (ΔV_C)²`, computed as
+        `-(2 ΔV_F + δ) δ` with `δ = ΔV_C - ΔV_F` straight from the solver, so it keeps its
+        relative accuracy in float32 at small `eta`. (With nonlinear elements the two states
+        are solved apart and subtracted, so in float32 keep `eta` above about 1e-3.)
+        """
+        if self.net.linear:
+            drop_free, drop_delta, meas = self.free_and_nudge_drops(k, eta)
+            return -jnp.mean((2 * drop_free + drop_delta) * drop_delta, axis=0), meas
+        free, free_info = self._newton_free(k)
+        outputs = free[:, self.outputs]
+        clamp = jnp.concatenate([self.inputs, self.ground, self.outputs])
+        values = jnp.concatenate([self.x, jnp.zeros((self.x.shape[0], self.ground.shape[0]), k.dtype),
+                                  outputs + eta * (self.y - outputs)], axis=1)
+        clamped, clamped_info = self._newton(self.net, k, clamp, values, free)
+        d = 2 * (self._edge_signal(k, free) - self._edge_signal(k, clamped))
+        return jnp.mean(d, axis=0), self._newton_measurement(free_info, clamped_info)
+
+    def equilibrium_contrast(self, k: Float[Array, " edges"], beta, centered: bool = False):
+        """Equilibrium propagation's local signal per edge `(E,)`, and the step's measurement.
+
+        The nudged state minimizes the co-content plus `beta` times the cost
+        `0.5 sum_o (V_o - y_o)²`: it is the free state with a current `beta (y - V_O)` injected
+        at each output (`V_O` the nudged outputs themselves). Returns `mean over examples of
+        2 [∂C_e/∂k_e (nudged) - ∂C_e/∂k_e (free)]` (for resistors `(ΔV_β)² - (ΔV_F)²`), or
+        with `centered` `[∂C_e/∂k_e (+beta) - ∂C_e/∂k_e (-beta)]`, which is the same to first
+        order in `beta`. Divided by `beta`, it tends to `2 ∂L/∂k` as `beta -> 0` (with error
+        O(beta), centered O(beta²)).
+
+        On a linear network the nudged state costs no solve beyond the free one: the injected
+        currents act through the Green's function `G` the free solve already returned, and
+        `j = beta (y - V_O^F - G_OO j)` is an `n_out x n_out` system per example.
+        """
+        signs = (1.0, -1.0) if centered else (1.0,)
+        if self.net.linear:
+            response, green, meas = self.responses(k)
+            drop_free = self.x @ edge_drops(self.net, response.T)
+            green_drops = edge_drops(self.net, green.T)  # (n_out, E)
+            miss = self.y - self.x @ meas.transfer.T  # (B, n_out)
+            eye = jnp.eye(self.outputs.shape[0], dtype=k.dtype)
+            deltas = [jnp.linalg.solve(eye + sign * beta * green[self.outputs], sign * beta * miss.T).T @ green_drops
+                      for sign in signs]
+            if centered:
+                d = (deltas[0] - deltas[1]) * (2 * drop_free + deltas[0] + deltas[1]) / 2
+            else:
+                d = (2 * drop_free + deltas[0]) * deltas[0]
+            return jnp.mean(d, axis=0), meas
+        free, free_info = self._newton_free(k)
+        states, info = self._newton_nudged(k, beta * jnp.asarray(signs, k.dtype), free)
+        nudged = self._edge_signal(k, states)  # (len(signs), B, E)
+        reference = nudged[1] if centered else self._edge_signal(k, free)
+        scale = 1.0 if centered else 2.0
+        return jnp.mean(scale * (nudged[0] - reference), axis=0), self._newton_measurement(free_info, info)
+
+    def free_outputs(self, k: Float[Array, " edges"]) -> Float[Array, "batch outputs"]:
+        """Free-state output voltages `(B, n_out)` for the step's examples."""
+        if self.net.linear:
+            return self.x @ self.responses(k)[2].transfer.T
+        return self._newton_free(k)[0][:, self.outputs]
 
     def loss(self, k: Float[Array, " edges"]):
         """Loss on the step's examples, differentiable through the solver; aux: the measurement.
@@ -104,46 +179,92 @@ class Physics(eqx.Module):
         Where ``"auto"`` would solve by warm-started CG with a dense fallback (small networks),
         the loss drops the warm start: its gradient's adjoint solve has none, and the forward
         and adjoint solves then share one Cholesky factorization (about 2x faster on W64).
+        With nonlinear elements the gradient is one adjoint solve at the Newton solution.
         """
+        if not self.net.linear:
+            free, info = self._newton_free(k)
+            return output_loss(free[:, self.outputs], self.y), self._newton_measurement(info)
         physics = self
         if as_solver(self.method).resolve(self.net.n_nodes, warm=True) == "cg+dense":
             physics = dataclasses.replace(self, guess=None)
         _, _, meas = physics.responses(k)
         return transfer_loss(meas.transfer, self.x, self.y), meas
 
+    # Networks with nonlinear elements: each example's states by damped Newton (`_nonlinear`).
+
+    def _newton(self, net, k, fixed, values, guess):
+        """States `(B, N)` with `fixed` nodes at `values` `(B, F)`, and the summed `SolveInfo`."""
+        free = free_mask(net, fixed, values.dtype)
+        states, info = equilibrium(net, k, free, boundary_of(net, fixed, values, values.dtype), guess, as_solver(self.method))
+        return states, SolveInfo(jnp.sum(info.iterations).astype(jnp.int32), jnp.max(info.residual), jnp.int32(0))
+
+    def _newton_free(self, k):
+        fixed = jnp.concatenate([self.inputs, self.ground])
+        values = jnp.concatenate([self.x, jnp.zeros((self.x.shape[0], self.ground.shape[0]), k.dtype)], axis=1)
+        return self._newton(self.net, k, fixed, values, jnp.zeros((self.x.shape[0], self.net.n_nodes), k.dtype))
+
+    def _newton_nudged(self, k, betas, free):
+        """The nudged states `(len(betas), B, N)`, all in one Newton solve: each output joined to
+        a node held at its target by a resistor of conductance `beta` (which draws the current
+        `beta (y - V_o)` into it)."""
+        n, n_out, el = self.net.n_nodes, self.outputs.shape[0], self.net.elements
+        targets = n + jnp.arange(n_out)
+        resistors = Elements.from_kinds(["resistor"] * n_out)
+        augmented = Network(
+            jnp.concatenate([self.net.senders, self.outputs]), jnp.concatenate([self.net.receivers, targets]),
+            n + n_out, None, jax.tree.map(lambda a, b: jnp.concatenate([a, b.astype(a.dtype)]), el, resistors),
+        )
+        batch, nudges = self.x.shape[0], betas.shape[0]
+        k_each = jnp.concatenate([jnp.broadcast_to(k, (nudges, batch, k.shape[0])),
+                                  jnp.broadcast_to(betas[:, None, None], (nudges, batch, n_out))], axis=-1)
+        fixed = jnp.concatenate([self.inputs, self.ground, targets])
+        values = jnp.concatenate([self.x, jnp.zeros((batch, self.ground.shape[0]), k.dtype), self.y], axis=1)
+        guess = jnp.concatenate([free, self.y], axis=1)
+        states, info = self._newton(augmented, k_each.reshape(nudges * batch, -1), fixed,
+                                    jnp.tile(values, (nudges, 1)), jnp.tile(guess, (nudges, 1)))
+        return states[:, :n].reshape(nudges, batch, n), info
+
+    def _edge_signal(self, k, states):
+        """`∂C_e/∂k_e` of each example's state `(B, E)`."""
+        return self.net.elements.parameter_gradient(edge_drops(self.net, states), k)
+
+    @staticmethod
+    def _newton_measurement(*infos):
+        info = SolveInfo(sum(i.iterations for i in infos).astype(jnp.int32), jnp.max(jnp.stack([i.residual for i in infos])), jnp.int32(0))
+        return Measurement(None, None, info)
+
+
+def output_loss(outputs, y) -> Float[Array, ""]:
+    """`0.5 * mean over examples of sum over outputs of (V_O - y)^2`."""
+    return 0.5 * jnp.mean(jnp.sum((outputs - y) ** 2, axis=-1))
+
 
 def transfer_loss(transfer, x, y) -> Float[Array, ""]:
-    """`0.5 * mean over examples of sum over outputs of (T x - y)^2`."""
-    return 0.5 * jnp.mean(jnp.sum((x @ transfer.T - y) ** 2, axis=-1))
-
-
-def edge_drops(net: Network, voltages: Float[ArrayLike, "*examples nodes"]) -> Float[Array, "*examples edges"]:
-    """Voltage drop across each edge, `V[sender] - V[receiver]` (volts).
-
-    **Arguments:** `net`; `voltages` `(..., N)`. **Returns:** `(..., E)`.
-    """
-    v = jnp.asarray(voltages)
-    return v[..., net.senders] - v[..., net.receivers]
+    """`output_loss` of the linear outputs `T x`."""
+    return output_loss(x @ transfer.T, y)
 
 
 def edge_currents(
     net: Network, conductances: Float[ArrayLike, " edges"], voltages: Float[ArrayLike, "*examples nodes"]
 ) -> Float[Array, "*examples edges"]:
-    """Current through each edge from sender to receiver, `k_e ΔV_e` (amperes).
+    """Current through each edge from sender to receiver (amperes): `k_e ΔV_e` for a resistor,
+    the element's current (`Elements.current`) on a network with elements.
 
-    **Arguments:** `net`; `conductances` `(E,)`; `voltages` `(..., N)`. **Returns:** `(..., E)`.
+    **Arguments:** `net`; `conductances` `(E,)` (each element's parameter); `voltages` `(..., N)`.
+    **Returns:** `(..., E)`.
     """
-    return jnp.asarray(conductances) * edge_drops(net, voltages)
+    k, drops = jnp.asarray(conductances), edge_drops(net, voltages)
+    return k * drops if net.linear else net.elements.current(drops, k)
 
 
 def power(
     net: Network, conductances: Float[ArrayLike, " edges"], voltages: Float[ArrayLike, "*examples nodes"]
 ) -> Float[Array, "*examples"]:
-    """Total dissipated power `sum_e k_e ΔV_e²` (watts).
+    """Total dissipated power `sum_e I_e ΔV_e` (watts); `sum_e k_e ΔV_e²` for resistors.
 
     **Arguments:** `net`; `conductances` `(E,)`; `voltages` `(..., N)`. **Returns:** `(...)`.
     """
-    return jnp.sum(jnp.asarray(conductances) * edge_drops(net, voltages) ** 2, axis=-1)
+    return jnp.sum(edge_currents(net, conductances, voltages) * edge_drops(net, voltages), axis=-1)
 
 
 def source_currents(
@@ -172,6 +293,4 @@ def node_currents(
     Zero at every free node of a solved state (Kirchhoff's current law); at a fixed node it is
     the current its source injects. **Returns:** `(..., N)`.
     """
-    current = edge_currents(net, conductances, voltages)
-    out = jnp.zeros(current.shape[:-1] + (net.n_nodes,), current.dtype)
-    return out.at[..., net.senders].add(current).at[..., net.receivers].add(-current)
+    return outflow(net, edge_currents(net, conductances, voltages))

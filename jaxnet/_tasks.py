@@ -180,3 +180,24 @@ def iris_task(
     x, y = jnp.asarray(x)[order], jnp.asarray(y)[order]
     inputs, outputs, ground = random_terminals(k_nodes, net, 4, 3, 1)
     return Task(inputs, outputs, ground, x[:n_train], y[:n_train], x[n_train:], y[n_train:], classification=True)
+
+
+def xor_task(key: PRNGKeyArray, net: Network, *, high: float = 0.6, low: float = 0.2) -> Task:
+    """XOR of two bits: a task no linear network can learn, and a nonlinear one can.
+
+    Each bit `b` drives two input nodes, `b` and `1 - b` volts (complementary encoding), and a
+    fifth input is a 1 V rail; one output, one ground node (terminals picked from the key). The
+    target is `high` volts when exactly one bit is set, `low` otherwise. The complementary pair
+    matters: a network of monotone elements (resistors, diodes, transistors) has outputs that
+    never fall when an input rises, and XOR of plain inputs is not monotone. A linear network
+    stays linear in the bits whatever the encoding, and its best loss is
+    `0.5 ((high - low) / 2)²` (a constant output halfway), 0.02 at the defaults.
+
+    **Returns:** a `Task` with the four examples as its training set (inputs
+    `(b1, 1 - b1, b2, 1 - b2, 1)`).
+    """
+    bits = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float)
+    x = np.stack([bits[:, 0], 1 - bits[:, 0], bits[:, 1], 1 - bits[:, 1], np.ones(4)], axis=1)
+    y = np.where(bits[:, 0] != bits[:, 1], high, low)[:, None]
+    inputs, outputs, ground = random_terminals(key, net, 5, 1, 1)
+    return Task(inputs, outputs, ground, x, y)

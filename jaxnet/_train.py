@@ -13,7 +13,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from ._checks import check_conductances, check_no_floating, is_concrete
 from ._network import Network
 from ._solver import PATH_NAMES, Method, Solver, as_solver, raise_on_failure
-from ._states import Physics, transfer_loss
+from ._states import Physics, output_loss
 from ._tasks import Task
 from .rules._base import Rule
 
@@ -79,9 +79,9 @@ class TrainResult(eqx.Module):
         return self.loss / self.loss[..., :1]
 
 
-def _accuracy(transfer, x, y):
+def _accuracy(outputs, y):
     """Fraction of examples whose highest output voltage is at the target's highest output."""
-    return jnp.mean(jnp.argmax(x @ jnp.swapaxes(transfer, -1, -2), -1) == jnp.argmax(y, -1), -1)
+    return jnp.mean(jnp.argmax(outputs, -1) == jnp.argmax(y, -1), -1)
 
 
 def _cosine(a, b):
@@ -233,7 +233,7 @@ def train(
         new_state = TrainState(
             conductances=k_new,
             rule_state=rule_state,
-            cg_guess=jnp.stack([meas.solution, state.cg_guess[0]]),
+            cg_guess=state.cg_guess if meas.solution is None else jnp.stack([meas.solution, state.cg_guess[0]]),
             solves_seen=state.solves_seen + 1,
             step=state.step + 1,
             key=state.key,
@@ -249,15 +249,18 @@ def train(
 
             cosine = jax.lax.cond(logged & ~last, measure_cosine, lambda: cosine)
         slot = jnp.where(last, n_logs - 1, i // log_every)
-        entry = (meas.transfer, cosine, _fraction_at_bound(k, k_min, k_max))
+        # What the losses are computed from after the loop: the transfer matrix of a linear
+        # network; the conductances of a nonlinear one (its outputs need their own solves).
+        entry = (k if meas.transfer is None else meas.transfer, cosine, _fraction_at_bound(k, k_min, k_max))
         logs = jax.tree.map(lambda buf, v: buf.at[slot].set(jnp.where(logged, v, buf[slot])), logs, entry)
         return (state, iterations + meas.info.iterations, jnp.maximum(status, meas.info.status), logs), None
 
     n_out, n_in = task.outputs.shape[0], task.inputs.shape[0]
-    logs = (jnp.zeros((n_logs, n_out, n_in), dtype), jnp.zeros((n_logs,), dtype), jnp.zeros((n_logs,), dtype))
+    logged_shape = (n_out, n_in) if net.linear else (net.n_edges,)
+    logs = (jnp.zeros((n_logs, *logged_shape), dtype), jnp.zeros((n_logs,), dtype), jnp.zeros((n_logs,), dtype))
     carry = (state, jnp.int32(0), jnp.int32(0), logs)
-    (state, iterations, status, (transfers, cosines, at_bound)), _ = jax.lax.scan(body, carry, jnp.arange(steps + 1))
-    logged_steps = np.minimum(np.arange(transfers.shape[0]) * log_every, steps)
+    (state, iterations, status, (logged, cosines, at_bound)), _ = jax.lax.scan(body, carry, jnp.arange(steps + 1))
+    logged_steps = np.minimum(np.arange(logged.shape[0]) * log_every, steps)
     logged_steps[-1] = steps
 
     def evaluate(x, y):
@@ -266,10 +269,11 @@ def train(
         x, y = x.astype(dtype), y.astype(dtype)
         # lax.map, not vmap: each logged step is evaluated by the same loop body whatever the
         # number of logged steps, so a run split into calls logs bit-identical losses.
-        def one(transfer):
-            return transfer_loss(transfer, x, y), (_accuracy(transfer, x, y) if task.classification else 0.0)
+        def one(entry):
+            outputs = x @ entry.T if net.linear else physics(x, y, None).free_outputs(entry)
+            return output_loss(outputs, y), (_accuracy(outputs, y) if task.classification else 0.0)
 
-        loss, accuracy = jax.lax.map(one, transfers)
+        loss, accuracy = jax.lax.map(one, logged)
         return loss, (accuracy if task.classification else None)
 
     loss, accuracy = evaluate(x_train, y_train)
@@ -292,7 +296,7 @@ def train(
     result = _error_if(result, lambda x: raise_on_failure(
         x, status, PATH_NAMES[solver.resolve(net.n_nodes, warm=True)], solver.tolerance(dtype), solver.atol))
     return _error_if(result, lambda x: eqx.error_if(
-        x, ~(jnp.all(jnp.isfinite(state.conductances)) & jnp.all(jnp.isfinite(transfers))),
+        x, ~(jnp.all(jnp.isfinite(state.conductances)) & jnp.all(jnp.isfinite(logged))),
         "jaxnet.train: non-finite conductances or voltages. Check the task's examples for "
         "NaN/inf and that no node is floating."))
 

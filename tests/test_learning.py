@@ -40,9 +40,9 @@ def test_clamped_state_from_shared_factorization(setup, method):
 def test_contrast_keeps_float32_accuracy_at_small_nudge(setup):
     net, task, _ = setup
     k = jnp.ones(net.n_edges)
-    d64, _ = jn.rules._coupled.contrast(physics_for(net, task), k, 1e-5)
+    d64, _ = physics_for(net, task).coupled_contrast(k, 1e-5)
     task32 = jax.tree.map(lambda a: a.astype(jnp.float32) if a.dtype == jnp.float64 else a, task)
-    d32, _ = jn.rules._coupled.contrast(physics_for(net, task32), k.astype(jnp.float32), 1e-5)
+    d32, _ = physics_for(net, task32).coupled_contrast(k.astype(jnp.float32), 1e-5)
     assert d32.dtype == jnp.float32
     # a naive difference of squares would lose all digits here (d ~ 1e-6 of (dV)^2 ~ 1e-2)
     np.testing.assert_allclose(d32, d64, rtol=1e-3, atol=1e-4 * np.abs(d64).max())
@@ -52,7 +52,7 @@ def test_eta_to_zero_limit(setup):
     """(alpha/eta) d converges as eta -> 0 (to the linear response), with error O(eta)."""
     net, task, _ = setup
     k = jnp.ones(net.n_edges)
-    update = lambda eta: jn.rules._coupled.contrast(physics_for(net, task), k, eta)[0] / eta  # noqa: E731
+    update = lambda eta: physics_for(net, task).coupled_contrast(k, eta)[0] / eta  # noqa: E731
     limit = update(1e-7)
     for eta in (1e-2, 1e-3, 1e-4):
         err = np.abs(update(eta) - limit).max() / np.abs(limit).max()

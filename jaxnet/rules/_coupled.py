@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._checks import check_bounds, check_positive
 from ._base import Rule, clip
-
-
-def contrast(physics, k, eta):
-    """Per-edge `mean over examples of [(dV_F)^2 - (dV_C)^2]` and the step's measurement.
-
-    Computed as `-(2 dV_F + dd) dd` with `dd = dV_C - dV_F` taken straight from the solver, so
-    it keeps its relative accuracy in float32 at small `eta`.
-    """
-    drop_free, drop_delta, meas = physics.free_and_nudge_drops(k, eta)
-    return -jnp.mean((2 * drop_free + drop_delta) * drop_delta, axis=0), meas
 
 
 class CoupledLearning(Rule):
@@ -36,7 +25,7 @@ class CoupledLearning(Rule):
         return None
 
     def update(self, key, k, physics, state):
-        d, meas = contrast(physics, k, self.eta)
+        d, meas = physics.coupled_contrast(k, self.eta)
         return clip(k + (self.alpha / self.eta) * d, self.k_min, self.k_max), state, meas
 
 
@@ -45,7 +34,9 @@ def coupled_learning(alpha, eta, k_min=1e-6, k_max=1e6) -> CoupledLearning:
 
     Clamped state: outputs held at `V_O^F + eta (y - V_O^F)`. Update
     `dk = (alpha / eta) * mean over the step's examples of [(dV_F)^2 - (dV_C)^2]`, then `k` is
-    clipped to `[k_min, k_max]`.
+    clipped to `[k_min, k_max]`. On a network with nonlinear elements, `(dV)^2` becomes twice
+    the derivative of the edge's co-content with respect to its parameter
+    (`Physics.coupled_contrast`), so the rule still reads only the edge's own state.
 
     **Arguments:** `alpha` learning rate (> 0, units of conductance per volt²), `eta` nudge
     amplitude (> 0, dimensionless), `k_min`, `k_max` conductance bounds.

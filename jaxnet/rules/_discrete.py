@@ -12,7 +12,6 @@ from jaxtyping import Array, Float
 
 from .._checks import check_bounds, check_non_negative, check_positive, is_concrete
 from ._base import Rule
-from ._coupled import contrast
 
 Spacing = Literal["linear", "geometric", "resistance"]
 SPACINGS = ("linear", "geometric", "resistance")
@@ -86,7 +85,7 @@ class Discrete(Rule):
         return DiscreteState(offset=self.offset_std * jax.random.normal(key, jnp.shape(k), jnp.result_type(k)))
 
     def update(self, key, k, physics, state):
-        d, meas = contrast(physics, k, self.eta)
+        d, meas = physics.coupled_contrast(k, self.eta)
         d = d + state.offset + self.noise_std * jax.random.normal(key, d.shape, d.dtype)
         step = jnp.sign(d) * (jnp.abs(d) > self.threshold)
         s = jnp.clip(self.state_index(k) + step.astype(jnp.int32), 0, self.n_states - 1)
