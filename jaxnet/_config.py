@@ -72,7 +72,7 @@ NON_NEGATIVE = _number(0.0, low_open=False)
 
 NETWORK_KINDS = ("disordered", "square", "triangular", "random")
 TASK_KINDS = ("regression", "allostery", "iris")
-RULE_KINDS = ("coupled_learning", "discrete", "gradient_descent")
+RULE_KINDS = ("coupled_learning", "discrete", "gradient_descent", "equilibrium_propagation")
 
 SCHEMA: dict[str, dict[str, Key]] = {
     "sweep": {
@@ -117,8 +117,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "kind": Key(REQUIRED, _choice(*RULE_KINDS), "learning rule"),
         "p": Key(1.0, _number(0.0, low_open=False, high=1.0, high_open=False),
                  "desync: probability that an edge updates in a step", static=False),
-        "alpha": Key(REQUIRED, POSITIVE, "learning rate of coupled learning", static=False,
-                     kinds=("coupled_learning",)),
+        "alpha": Key(REQUIRED, POSITIVE, "learning rate of coupled learning or equilibrium propagation",
+                     static=False, kinds=("coupled_learning", "equilibrium_propagation")),
+        "beta": Key(REQUIRED, POSITIVE, "equilibrium propagation's nudge (current per volt of error)", static=False,
+                    kinds=("equilibrium_propagation",)),
+        "centered": Key(False, _bool, "equilibrium propagation nudges by +beta and -beta",
+                        kinds=("equilibrium_propagation",)),
         "eta": Key(REQUIRED, POSITIVE, "nudge amplitude", static=False, kinds=("coupled_learning", "discrete")),
         "k_min": Key(REQUIRED, POSITIVE, "lowest conductance (coupled/gradient: 1e-6)", static=False),
         "k_max": Key(REQUIRED, POSITIVE, "highest conductance (coupled/gradient: 1e6)", static=False),
@@ -141,6 +145,7 @@ KIND_DEFAULTS = {
     ("task", "iris"): {"n_train": 100},
     ("rule", "coupled_learning"): {"k_min": 1e-6, "k_max": 1e6},
     ("rule", "gradient_descent"): {"k_min": 1e-6, "k_max": 1e6},
+    ("rule", "equilibrium_propagation"): {"k_min": 1e-6, "k_max": 1e6},
     ("rule", "discrete"): {"k_min": 0.1, "k_max": 2.0},
 }
 

@@ -120,3 +120,151 @@ def plot_sweep(
     fig.savefig(path, dpi=150)
     plt.close(fig)
     return fig
+
+
+def _layout(net) -> np.ndarray:
+    """`(N, 2)` node positions: the generator's, else a spectral layout (the Laplacian's 2nd and
+    3rd eigenvectors, which place nodes joined by edges near each other) relaxed by a few
+    force-directed steps (Fruchterman-Reingold), which part nodes the spectral layout stacks."""
+    if net.positions is not None:
+        return np.asarray(net.positions, float)
+    n = net.n_nodes
+    lap = np.zeros((n, n))
+    s, r = np.asarray(net.senders), np.asarray(net.receivers)
+    np.add.at(lap, (s, s), 1.0)
+    np.add.at(lap, (r, r), 1.0)
+    np.add.at(lap, (s, r), -1.0)
+    np.add.at(lap, (r, s), -1.0)
+    _, vectors = np.linalg.eigh(lap)
+    pos = vectors[:, 1:3] if n > 2 else np.stack([np.arange(n, dtype=float), np.zeros(n)], 1)
+    pos = pos / max(np.abs(pos).max(), 1e-12) + 1e-3 * np.random.default_rng(0).normal(size=(n, 2))
+    if n > 2000:  # the relaxation is O(N²) per step
+        return pos
+    ideal = 1.0 / np.sqrt(n)
+    for temperature in np.linspace(0.1, 0.005, 100):
+        delta = pos[:, None, :] - pos[None, :, :]
+        dist = np.maximum(np.linalg.norm(delta, axis=-1), 1e-6)
+        force = np.sum(delta / dist[..., None] * (ideal**2 / dist)[..., None], axis=1)  # repulsion
+        pull = (pos[s] - pos[r]) * np.linalg.norm(pos[s] - pos[r], axis=1, keepdims=True) / ideal  # springs
+        np.add.at(force, s, -pull)
+        np.add.at(force, r, pull)
+        length = np.maximum(np.linalg.norm(force, axis=1, keepdims=True), 1e-12)
+        pos = pos + force / length * np.minimum(length, temperature)
+    return pos
+
+
+#: Line styles of the element kinds, in `jn.KINDS` order.
+_KIND_STYLES = ("solid", (0, (4, 2)), (0, (1, 1.5)), (0, (5, 1.5, 1, 1.5)))
+
+
+def plot_network(
+    net,
+    conductances,
+    voltages=None,
+    *,
+    task=None,
+    edge_color: str = "conductance",
+    path: str | None = None,
+    ax=None,
+    title: str | None = None,
+):
+    """Draw a network: edges by conductance (or current), nodes by voltage, terminals marked.
+
+    **Arguments:**
+
+    - `net`: the network; node positions from its generator (`net.positions`), else a spectral
+      layout. With `elements`, line style marks the kind (solid resistor, dashed diode, dotted
+      smooth diode, dash-dot transistor).
+    - `conductances`: `(E,)`; edge width grows with it (log scale when it spans a decade).
+    - `voltages`: optional `(N,)` node voltages (e.g. one example's free state, `jn.solve`);
+      nodes are coloured by them.
+    - `task`: optional `Task` whose inputs, outputs and ground nodes are marked and labelled.
+    - `edge_color`: ``"conductance"`` or ``"current"`` (`|I_e|`, needs `voltages`).
+    - `path`: write a PNG there; `ax`: draw into this matplotlib axes (else a new figure).
+    - `title`: the axes' title.
+
+    **Returns:** the matplotlib `Figure`.
+
+    ```python
+    jn.plot_network(net, k, jn.solve(net, k, task.fixed_nodes, x_and_ground), task=task, path="net.png")
+    ```
+    """
+    from matplotlib.collections import LineCollection
+
+    k = np.asarray(conductances, float)
+    if k.shape != (net.n_edges,):
+        raise ValueError(f"conductances must have shape ({net.n_edges},); got {k.shape}.")
+    if edge_color not in ("conductance", "current"):
+        raise ValueError(f"edge_color must be 'conductance' or 'current'; got {edge_color!r}.")
+    if voltages is not None:
+        voltages = np.asarray(voltages, float)
+        if voltages.shape != (net.n_nodes,):
+            raise ValueError(f"voltages must have shape ({net.n_nodes},) (one example's state); got {voltages.shape}.")
+    if edge_color == "current" and voltages is None:
+        raise ValueError("edge_color='current' needs voltages.")
+    plt = pyplot()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 5))
+    else:
+        fig = ax.figure
+    pos = _layout(net)
+    s, r = np.asarray(net.senders), np.asarray(net.receivers)
+    if edge_color == "current":
+        from ._states import edge_currents
+
+        values, label = np.abs(np.asarray(edge_currents(net, k, voltages))), "|current| (A)"
+    else:
+        values, label = k, "conductance k"
+    positive = k[k > 0]
+    spread = positive.size and positive.max() / positive.min() > 10
+    scale = np.log(np.maximum(k, positive.min())) if spread else k
+    width = 0.5 + 4.0 * (scale - scale.min()) / max(np.ptp(scale), 1e-30)
+    kinds = np.zeros(net.n_edges, int) if net.elements is None else np.asarray(net.elements.kind)
+    segments = np.stack([pos[s], pos[r]], 1)
+    lines = LineCollection(segments, linewidths=width, cmap="viridis", linestyles=[_KIND_STYLES[c] for c in kinds])
+    lines.set_array(values)
+    ax.add_collection(lines)
+    fig.colorbar(lines, ax=ax, label=label, fraction=0.046, pad=0.02)
+    if voltages is None:
+        ax.scatter(pos[:, 0], pos[:, 1], s=18, c="0.35", zorder=3)
+    else:
+        dots = ax.scatter(pos[:, 0], pos[:, 1], s=30, c=voltages, cmap="coolwarm", edgecolors="k", linewidths=0.3, zorder=3)
+        fig.colorbar(dots, ax=ax, label="voltage (V)", orientation="horizontal", fraction=0.046, pad=0.02)
+    if task is not None:
+        for name, nodes, marker in (("in", task.inputs, "s"), ("out", task.outputs, "^"), ("gnd", task.ground, "v")):
+            nodes = np.asarray(nodes)
+            ax.scatter(pos[nodes, 0], pos[nodes, 1], s=120, facecolors="none", edgecolors="k", marker=marker,
+                       linewidths=1.2, zorder=4, label={"in": "inputs", "out": "outputs", "gnd": "ground"}[name])
+            for i, node in enumerate(nodes):
+                ax.annotate(f"{name}{i if nodes.size > 1 else ''}", pos[node], xytext=(5, 5), textcoords="offset points",
+                            fontsize=8, zorder=5)
+        ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    ax.set_aspect("equal")
+    ax.autoscale()
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, pad=22 if task is not None else 6)
+    if path is not None:
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+    return fig
+
+
+def plot_run_network(config, sweep_dir: str, run: int, path: str) -> None:
+    """One run of a finished sweep: its network at the start and at the end, side by side,
+    nodes coloured by the free state of its first training example (demo and report)."""
+    import jax.numpy as jnp
+
+    from ._solver import solve
+    from ._sweep import load_conductances, rebuild_run
+
+    inputs = rebuild_run(config, run)
+    net, task = inputs.net, inputs.task
+    x = jnp.concatenate([task.x_train[0], jnp.zeros(task.ground.shape[0], task.x_train.dtype)])
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
+    for ax, k, when in ((axes[0], inputs.k0, "before"), (axes[1], load_conductances(sweep_dir)[run], "after")):
+        k = jnp.asarray(k, x.dtype)
+        plot_network(net, k, solve(net, k, task.fixed_nodes, x), task=task, ax=ax, title=f"run {run}, {when} training")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)

@@ -24,7 +24,7 @@ import numpy as np
 from . import rules as rules_module
 from ._config import load_config
 from ._measures import spread_over_keys, stuck_measures
-from ._plot import plot_sweep, pyplot
+from ._plot import plot_run_network, plot_sweep, pyplot
 from ._sweep import _read_json, is_complete, load_conductances, load_sweep, rebuild_run, sweep
 from ._train import conductance_trajectory
 
@@ -449,6 +449,11 @@ def _reproduce(out_dir: str, scale: str, wanted: list[str], quiet: bool) -> dict
         tables = {name: load_sweep(d) for name, d in dirs.items()}
         if claim == "1":
             numbers = analyze_claim1(tables["claim1"], out_dir)
+            final = _final(tables["claim1"])
+            run = int(final[final.p == 1].run.min())
+            numbers["figures"].append("claim1_network.png")
+            plot_run_network(load_config(config_path("claim1"), SCALES[scale]["claim1"]), dirs["claim1"], run,
+                             os.path.join(out_dir, "claim1_network.png"))
         elif claim == "2":
             config = load_config(config_path("claim2"), SCALES[scale]["claim2"])
             numbers = analyze_claim2(tables["claim2"], load_conductances(dirs["claim2"]), config, out_dir,

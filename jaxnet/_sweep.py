@@ -99,6 +99,9 @@ def make_rule(point: dict, hyper: dict, desync: bool = True):
     kind = point["rule"]
     if kind == "coupled_learning":
         rule = rules_module.coupled_learning(hyper["alpha"], hyper["eta"], hyper["k_min"], hyper["k_max"])
+    elif kind == "equilibrium_propagation":
+        rule = rules_module.equilibrium_propagation(hyper["alpha"], hyper["beta"], point["centered"], hyper["k_min"],
+                                                    hyper["k_max"])
     elif kind == "discrete":
         rule = rules_module.discrete(
             hyper["eta"], point["n_states"], hyper["k_min"], hyper["k_max"], spacing=point["spacing"],

@@ -14,6 +14,7 @@ import importlib.resources
 import os
 
 import jaxnet as jn
+from jaxnet._plot import plot_run_network
 from jaxnet.cli import _parse_set
 
 CONFIG = importlib.resources.files("jaxnet").joinpath("configs/demo.toml")
@@ -37,13 +38,19 @@ def main(argv=None) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a key of the demo config (e.g. --set sweep.networks=16)")
     args = parser.parse_args(argv)
-    with importlib.resources.as_file(CONFIG) as config:
-        table = jn.sweep(str(config), args.out, fresh=args.fresh, overrides=_parse_set(args.set))
+    with importlib.resources.as_file(CONFIG) as path:
+        config = jn.load_config(str(path), _parse_set(args.set))
+        table = jn.sweep(str(path), args.out, fresh=args.fresh, overrides=_parse_set(args.set))
     print("\n" + summary(table))
     figure = os.path.join(args.out, "learning_curves.png")
     jn.plot_sweep(table, figure, x="edge_updates", hue=["rule", "p"],
                   title="64-node networks, y = C x: median and quartiles over networks")
     print(f"\nlearning curves: {figure}")
+    final = table[table.step == table.steps]
+    run = int(final[(final.rule == "coupled_learning") & (final.p == 1)].run.min())
+    pictures = os.path.join(args.out, "network_before_after.png")
+    plot_run_network(config, args.out, run, pictures)
+    print(f"run {run}'s network before and after coupled learning: {pictures}")
 
 
 if __name__ == "__main__":

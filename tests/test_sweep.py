@@ -231,6 +231,7 @@ def test_demo_runs_on_the_engine(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "coupled_learning    0.5" in printed and "gradient_descent" in printed
     assert os.path.getsize(os.path.join(out, "learning_curves.png")) > 10_000
+    assert os.path.getsize(os.path.join(out, "network_before_after.png")) > 10_000
     assert len(jn.load_sweep(out)) == 4 * 2 * 3
 
 
@@ -249,3 +250,13 @@ def test_out_dir_that_is_a_file_or_holds_other_files_is_refused(tmp_path):
         jn.sweep(SMALL, str(a_file))
     with pytest.raises(jn.SweepError, match="is not empty and holds no sweep"):
         jn.sweep(SMALL, str(tmp_path))
+
+
+def test_equilibrium_propagation_is_a_sweep_rule():
+    config = jn.load_config(os.path.join(ROOT, "examples", "cl_vs_gd.toml"), {"network.n_nodes": 16})
+    runs = [jn.rebuild_run(config, run) for run in range(0, len(config.points()) * 64, 64)]
+    ep = [r.rule for r in runs if isinstance(r.rule, jn.rules.EquilibriumPropagation)]
+    assert len(ep) == 1 and ep[0].centered and ep[0].beta == np.float32(1e-3) and ep[0].alpha == 0.5
+    with pytest.raises(jn.ConfigError, match="beta"):
+        jn.load_config({"network": {"kind": "square", "rows": 3, "cols": 3}, "task": {"kind": "allostery"},
+                        "rule": {"kind": "equilibrium_propagation", "alpha": 1.0}})
