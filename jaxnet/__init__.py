@@ -14,8 +14,10 @@ from ._generators import (
     triangular_lattice as triangular_lattice,
 )
 from ._measures import spread_over_keys as spread_over_keys, stuck_measures as stuck_measures
+from ._elements import KINDS as KINDS, THERMAL_VOLTAGE as THERMAL_VOLTAGE, Elements as Elements
 from ._network import Network as Network
-from ._plot import plot_sweep as plot_sweep
+from ._plot import plot_network as plot_network, plot_sweep as plot_sweep
+from ._spice import from_spice as from_spice, to_spice as to_spice
 from ._sharding import shard_instances as shard_instances
 from ._solver import Solver as Solver, solve as solve
 from . import rules as rules
@@ -36,6 +38,7 @@ from ._tasks import (
     iris_task as iris_task,
     load_iris as load_iris,
     regression_task as regression_task,
+    xor_task as xor_task,
 )
 from ._sweep import (
     SweepError as SweepError,

@@ -28,6 +28,7 @@ def test_python_blocks_run(tmp_path):
     for block in code:  # they build on each other, as a reader runs them
         exec(compile(shrink(block, tmp_path), "README.md", "exec"), namespace)
     assert os.path.exists(tmp_path / "quick-py" / "curves.png")
+    assert os.path.exists(tmp_path / "xor-network.png")
 
 
 def test_sweep_commands_run(tmp_path, monkeypatch, capsys):
