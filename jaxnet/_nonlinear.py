@@ -3,8 +3,11 @@
 The free nodes of a network with `Elements` settle where the co-content `Φ(V) = Σ_e C_e(Δ_e)`
 is least (Kirchhoff's current law is `∂Φ/∂V = 0` there; see `_elements`). `Φ` is convex, and
 its Hessian is the weighted Laplacian of the elements' small-signal conductances, so each
-Newton step is one solve with the shared Kirchhoff solver (`solve_system`), and a backtracking
-line search on `Φ` (Armijo) makes the iteration converge from any start.
+Newton step is one solve with the shared Kirchhoff solver (`solve_system`). A backtracking line
+search on the current imbalance, each node's weighted by its own tolerance (Armijo), damps the
+steps: a Newton step descends every such weighted norm, and it sees a node that carries
+picoamperes as well as one that carries amperes, which a search on `Φ` (whose rounding is set
+by the large currents) does not.
 
 Derivatives (with respect to the element parameters `k` and the fixed voltages) come from the
 implicit function theorem at the solution: one adjoint solve with the same linear solver,
@@ -71,8 +74,10 @@ def _newton(net: Network, k, free, boundary, guess, solver: Solver):
 
         The tolerance is `rtol` times the current through the node (`Σ_e |I_e|` over its
         edges), plus what rounding the voltages to working precision alone makes the currents
-        miss (`8 eps Σ_e g_e (|V_s| + |V_r|)`: a node fed only ~1e-12 A through reverse-biased
-        diodes cannot balance better than that), plus `atol`.
+        miss (`8 eps Σ_e g_e (|V_s| + |V_r|)`), plus `atol`, plus a floor of `1e-3 rtol` times
+        the largest current through any node of the example (as SPICE's `abstol`): a node fed
+        only picoamperes through reverse-biased diodes cannot balance better than the
+        rounding of the large currents elsewhere allows.
         """
         drops = edge_drops(net, v)
         current, g = el.current(drops, k), el.conductance(drops, k)
@@ -82,11 +87,8 @@ def _newton(net: Network, k, free, boundary, guess, solver: Solver):
             return free * jnp.zeros_like(v).at[:, net.senders].add(x).at[:, net.receivers].add(x)
 
         through = incident(jnp.abs(current))
-        return free * outflow(net, current), rtol * through + 8 * eps * incident(g * magnitude) + atol, through
-
-    def energy(v):
-        c = el.cocontent(edge_drops(net, v), k)
-        return jnp.sum(c, -1), jnp.sum(jnp.abs(c), -1)
+        floor = 1e-3 * rtol * jnp.max(through, -1, keepdims=True) + atol + jnp.finfo(dtype).tiny
+        return free * outflow(net, current), rtol * through + 8 * eps * incident(g * magnitude) + floor, through
 
     def converged(r, tol):
         return jnp.all(jnp.abs(r) <= tol, axis=-1)
@@ -96,12 +98,20 @@ def _newton(net: Network, k, free, boundary, guess, solver: Solver):
         g = el.conductance(edge_drops(net, v), k)
         delta, singular_now = _step_solve(net, g, free, -r, solver)
         delta = free * delta
-        slope = jnp.sum(r * delta, -1)
-        phi, size = energy(v)
-        slack = 16 * eps * size  # rounding of Φ: near the minimum it cannot tell steps apart
+        # Backtracking on the current imbalance, each node's weighted by its tolerance: the
+        # Newton step descends every such norm (J delta = -r), and unlike the co-content, a
+        # node that carries picoamperes weighs as much as one that carries amperes.
+        weight = free / tol
+
+        def merit(r):
+            return jnp.sum((weight * r) ** 2, -1)
+
+        start = merit(r)
+        floor = jnp.sum(free, -1)  # every node within its tolerance
 
         def too_long(t):
-            return (energy(v + t[:, None] * delta)[0] > phi + 1e-4 * t * slope + slack) & (t > 2.0**-30)
+            trial = merit(imbalance(v + t[:, None] * delta)[0])
+            return (trial > (1 - 1e-4 * t) * start) & (trial > floor) & (t > 2.0**-30)
 
         t = jax.lax.while_loop(lambda t: jnp.any(too_long(t)), lambda t: jnp.where(too_long(t), t / 2, t),
                                jnp.ones(batch, dtype))
