@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean constraints
+.PHONY: demo test bench docs clean constraints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks
 
+# The documentation site, into site/ (a warning fails the build).
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict -d site
+
 # Refresh constraints.txt from a fresh resolution of the ranges (then run the tests).
 constraints:
 	rm -rf .venv-constraints && $(PYTHON) -m venv .venv-constraints
@@ -33,4 +37,4 @@ constraints:
 	mv constraints.new constraints.txt && rm -rf .venv-constraints
 
 clean:
-	rm -rf $(VENV) out
+	rm -rf $(VENV) out site

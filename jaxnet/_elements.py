@@ -47,13 +47,13 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._checks import is_concrete
 
-#: Element kinds, in the order of their integer codes in `Elements.kind`.
 KINDS = ("resistor", "diode", "smooth_diode", "transistor")
+"""Element kinds, in the order of their integer codes in `Elements.kind`."""
 RESISTOR, DIODE, SMOOTH_DIODE, TRANSISTOR = range(4)
 
-#: Thermal voltage `k_B T / q` at 27 °C (V), with the constants ngspice uses, so a diode's
-#: `emission_voltage` is `N * THERMAL_VOLTAGE` for SPICE's emission coefficient `N`.
 THERMAL_VOLTAGE = 1.38064852e-23 * 300.15 / 1.6021766208e-19
+"""Thermal voltage `k_B T / q` at 27 °C (V), with the constants ngspice uses, so a diode's
+`emission_voltage` is `N * THERMAL_VOLTAGE` for SPICE's emission coefficient `N`."""
 
 #: Newton iterations of the per-edge junction solve (monotone, quadratic near the root).
 _JUNCTION_STEPS = 40

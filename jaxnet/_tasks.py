@@ -14,8 +14,8 @@ from ._generators import random_terminals
 from ._checks import is_concrete
 from ._network import Network
 
-#: Default target matrix of the regression task, `y = C x` (from the coupled-learning papers).
 REGRESSION_MATRIX = ((0.2, 0.3), (0.1, 0.5))
+"""Default target matrix of the regression task, `y = C x` (from the coupled-learning papers)."""
 
 
 class Task(eqx.Module):
