@@ -45,15 +45,19 @@ def _step_solve(net, g, free, rhs, solver):
     return x, jnp.any(singular)
 
 
+def _singular(which: str) -> str:
+    return (f"jaxnet Newton solve: {which} linear system was singular to working precision. Is a node "
+            "floating, or joined to the rest only through reverse-biased diodes or off transistors (give "
+            "them a leak, or use float64)?")
+
+
 def _messages(steps: int, rtol: float, atol: float) -> list[str]:
     head = f"jaxnet Newton solve: did not converge in {steps} iterations"
     tail = (f" (tolerance: rtol={rtol:g} of the current through the node, atol={atol:g} A). "
             "Raise jn.Solver(newton_steps=...), loosen rtol, or use float64; check for a node "
             "joined to the rest only through reverse-biased diodes or off transistors.")
     return ["jaxnet Newton solve: non-finite voltages. Is an element parameter or a source value not finite?",
-            "jaxnet Newton solve: a Newton step's linear system was singular to working precision. Is a node "
-            "floating, or joined to the rest only through reverse-biased diodes or off transistors (give "
-            "them a leak, or use float64)?"] + [
+            _singular("a Newton step's")] + [
         f"{head}: the worst free node's current imbalance is still about 1e{d} of the current through it{tail}"
         for d in _DECADES
     ]
@@ -159,7 +163,7 @@ def _equilibrium_bwd(v, grad_obj, perturbed, diff, net, free, guess, solver):
         v_bar = jnp.zeros_like(v)
     g = net.elements.conductance(edge_drops(net, v), k)
     lam, singular = _step_solve(net, g, free, free * v_bar, solver)
-    lam = eqx.error_if(lam, singular | ~jnp.all(jnp.isfinite(lam)), _messages(0, 0, 0)[1].replace("a Newton step's", "the gradient's adjoint"))
+    lam = eqx.error_if(lam, singular | ~jnp.all(jnp.isfinite(lam)), _singular("the gradient's adjoint"))
 
     def residual(k, boundary):
         u = free * v + (1 - free) * boundary
@@ -185,7 +189,8 @@ def equilibrium(
     0 V); `solver` its tolerances and Newton's iteration cap.
 
     Newton stops when every free node's current imbalance is at most `rtol` times the current
-    through it plus `atol` (and the rounding floor of its voltages); an example not converged
+    through it, plus `atol`, the rounding floor of its voltages, and `1e-3 rtol` times the
+    example's largest current (as SPICE's `abstol`); an example not converged
     within `solver.newton_steps` raises an error naming the imbalance reached (to its decade).
     `info` holds per example the Newton iterations and the worst relative imbalance.
     Differentiable in `k` and `boundary` by one adjoint solve per example (implicit
