@@ -218,7 +218,8 @@ def plot_network(
     positive = k[k > 0]
     spread = positive.size and positive.max() / positive.min() > 10
     scale = np.log(np.maximum(k, positive.min())) if spread else k
-    width = 0.5 + 4.0 * (scale - scale.min()) / max(np.ptp(scale), 1e-30)
+    span = np.ptp(scale)
+    width = 0.5 + 4.0 * (scale - scale.min()) / span if span > 0 else np.full(net.n_edges, 2.0)
     kinds = np.zeros(net.n_edges, int) if net.elements is None else np.asarray(net.elements.kind)
     segments = np.stack([pos[s], pos[r]], 1)
     lines = LineCollection(segments, linewidths=width, cmap="viridis", linestyles=[_KIND_STYLES[c] for c in kinds])
