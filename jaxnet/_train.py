@@ -194,7 +194,8 @@ def train(
 
     **Returns:** a `TrainResult`. The loss at a logged step comes from the free state the rule
     already solved (its transfer matrix), so logging costs no extra solve, except one after
-    the last step.
+    the last step. A network with nonlinear `Elements` has no transfer matrix: its logged
+    losses come from Newton solves of the training (and test) examples at the logged steps.
     """
     _check(net, task, rule, start, key, steps, batch_size, log_every)
     if isinstance(start, TrainState):
