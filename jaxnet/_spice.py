@@ -20,7 +20,7 @@ import re
 import numpy as np
 from jaxtyping import ArrayLike, Float, Int
 
-from ._elements import DIODE, KINDS, RESISTOR, SMOOTH_DIODE, THERMAL_VOLTAGE, TRANSISTOR, Elements
+from ._elements import DIODE, KINDS, RESISTOR, SMOOTH_DIODE, THERMAL_VOLTAGE, Elements
 from ._network import Network
 
 _SUFFIX = {"t": 1e12, "g": 1e9, "meg": 1e6, "k": 1e3, "m": 1e-3, "mil": 25.4e-6, "u": 1e-6, "n": 1e-9, "p": 1e-12, "f": 1e-15}
