@@ -73,8 +73,13 @@ def _newton(net: Network, k, free, boundary, guess, solver: Solver):
     rtol, atol, eps = solver.tolerance(dtype), solver.atol, jnp.finfo(dtype).eps
     batch = boundary.shape[0]
 
+    def residual(v):
+        """Net current out of each free node `(B, N)`."""
+        return free * outflow(net, el.current(edge_drops(net, v), k))
+
     def imbalance(v):
-        """Net current out of each free node `(B, N)`, its tolerance, and the current through it.
+        """The residual, its tolerance, the current through each node, and the edges'
+        small-signal conductances `(B, E)` (the next Newton step's).
 
         The tolerance is `rtol` times the current through the node (`Σ_e |I_e|` over its
         edges), plus what rounding the voltages to working precision alone makes the currents
@@ -92,14 +97,13 @@ def _newton(net: Network, k, free, boundary, guess, solver: Solver):
 
         through = incident(jnp.abs(current))
         floor = 1e-3 * rtol * jnp.max(through, -1, keepdims=True) + atol + jnp.finfo(dtype).tiny
-        return free * outflow(net, current), rtol * through + 8 * eps * incident(g * magnitude) + floor, through
+        return free * outflow(net, current), rtol * through + 8 * eps * incident(g * magnitude) + floor, through, g
 
     def converged(r, tol):
         return jnp.all(jnp.abs(r) <= tol, axis=-1)
 
     def step(carry):
-        v, r, tol, _, it, singular = carry
-        g = el.conductance(edge_drops(net, v), k)
+        v, r, tol, _, g, it, singular = carry
         delta, singular_now = _step_solve(net, g, free, -r, solver)
         delta = free * delta
         # Backtracking on the current imbalance, each node's weighted by its tolerance: the
@@ -114,7 +118,7 @@ def _newton(net: Network, k, free, boundary, guess, solver: Solver):
         floor = jnp.sum(free, -1)  # every node within its tolerance
 
         def too_long(t):
-            trial = merit(imbalance(v + t[:, None] * delta)[0])
+            trial = merit(residual(v + t[:, None] * delta))
             return (trial > (1 - 1e-4 * t) * start) & (trial > floor) & (t > 2.0**-30)
 
         t = jax.lax.while_loop(lambda t: jnp.any(too_long(t)), lambda t: jnp.where(too_long(t), t / 2, t),
@@ -124,12 +128,12 @@ def _newton(net: Network, k, free, boundary, guess, solver: Solver):
         return v, *imbalance(v), it + moving, singular | singular_now
 
     def going(carry):
-        _, r, tol, _, it, _ = carry
+        _, r, tol, _, _, it, _ = carry
         return (jnp.max(it) < solver.newton_steps) & ~jnp.all(converged(r, tol))
 
     v0 = free * guess + (1 - free) * boundary
     init = (v0, *imbalance(v0), jnp.zeros(batch, jnp.int32), jnp.array(False))
-    v, r, tol, through, iterations, singular = jax.lax.while_loop(going, step, init)
+    v, r, tol, through, _, iterations, singular = jax.lax.while_loop(going, step, init)
     relative = jnp.max(jnp.abs(r) / jnp.maximum(through, jnp.finfo(dtype).tiny), axis=-1)
     finite = jnp.all(jnp.isfinite(v))
     failed = ~finite | ~jnp.all(converged(r, tol))
