@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import scipy.sparse
 import scipy.sparse.csgraph
@@ -37,27 +38,29 @@ def connected_components(edges: np.ndarray, n_nodes: int) -> np.ndarray:
     return scipy.sparse.csgraph.connected_components(adjacency, directed=False)[1]
 
 
-def check_positive(name: str, value) -> None:
-    """Raise `ValueError` unless `value` is > 0 (skipped for traced values)."""
-    if is_concrete(value) and not np.all(np.asarray(value) > 0):
-        raise ValueError(f"{name} must be > 0; got {value}.")
+#: Constraints a hyperparameter may declare: the test (NaN fails it) and how to say it.
+CONSTRAINTS = {
+    "positive": (lambda v: v > 0, "must be > 0"),
+    "non_negative": (lambda v: v >= 0, "must be >= 0"),
+    "probability": (lambda v: (v >= 0) & (v <= 1), "must lie in [0, 1]"),
+}
 
 
-def check_non_negative(name: str, value) -> None:
-    """Raise `ValueError` unless `value` is >= 0 (skipped for traced values)."""
-    if is_concrete(value) and not np.all(np.asarray(value) >= 0):
-        raise ValueError(f"{name} must be >= 0; got {value}.")
+def check_constraint(name: str, value, kind: str) -> None:
+    """Raise `ValueError` unless `value` meets the constraint `kind` (skipped for traced values)."""
+    test, says = CONSTRAINTS[kind]
+    if is_concrete(value) and not np.all(test(np.asarray(value))):
+        raise ValueError(f"{name} {says}; got {value}.")
 
 
-def check_probability(name: str, value) -> None:
-    """Raise `ValueError` unless `value` lies in [0, 1] (skipped for traced values)."""
-    if is_concrete(value) and not np.all((np.asarray(value) >= 0) & (np.asarray(value) <= 1)):
-        raise ValueError(f"{name} must lie in [0, 1]; got {value}.")
+def violates(value, kind: str):
+    """Traced: True when `value` breaks the constraint `kind` (what `check_constraint` tests)."""
+    return ~jnp.all(CONSTRAINTS[kind][0](jnp.asarray(value)))
 
 
 def check_bounds(k_min, k_max) -> None:
     """Raise `ValueError` unless 0 < k_min < k_max (skipped for traced values)."""
-    check_positive("k_min", k_min)
+    check_constraint("k_min", k_min, "positive")
     if is_concrete(k_min, k_max) and not np.all(np.asarray(k_min) < np.asarray(k_max)):
         raise ValueError(f"k_min must be < k_max; got k_min={k_min}, k_max={k_max}.")
 

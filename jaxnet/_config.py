@@ -17,6 +17,8 @@ import math
 import tomllib
 from typing import Any, Callable
 
+from ._results import JaxnetError
+
 REQUIRED = object()
 
 
@@ -157,7 +159,7 @@ COLUMNS = tuple(
 )
 
 
-class ConfigError(ValueError):
+class ConfigError(JaxnetError, ValueError):
     """A config that cannot run; the message names the section, the key and what is allowed."""
 
 

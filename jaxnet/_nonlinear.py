@@ -22,10 +22,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ._network import Network, edge_drops, outflow
+from ._results import RESULTS, first_failure
 from ._solver import SolveInfo, Solver, solve_system
-
-#: Decades of the worst relative current imbalance a Newton failure message can name.
-_DECADES = range(-16, 3)
 
 
 def _step_solve(net, g, free, rhs, solver):
@@ -39,35 +37,19 @@ def _step_solve(net, g, free, rhs, solver):
     """
     def one(g, rhs):
         x, info = solve_system(net, g, free, rhs[:, None], method=solver, check=False)
-        return x[:, 0], (info.status == 1) | (info.status == 2)
+        return x[:, 0], (info.result == RESULTS.nonfinite) | (info.result == RESULTS.singular)
 
     x, singular = jax.vmap(one)(g, rhs)
     return x, jnp.any(singular)
-
-
-def _singular(which: str) -> str:
-    return (f"jaxnet Newton solve: {which} linear system was singular to working precision. Is a node "
-            "floating, or joined to the rest only through reverse-biased diodes or off transistors (give "
-            "them a leak, or use float64)?")
-
-
-def _messages(steps: int, rtol: float, atol: float) -> list[str]:
-    head = f"jaxnet Newton solve: did not converge in {steps} iterations"
-    tail = (f" (tolerance: rtol={rtol:g} of the current through the node, atol={atol:g} A). "
-            "Raise jn.Solver(newton_steps=...), loosen rtol, or use float64; check for a node "
-            "joined to the rest only through reverse-biased diodes or off transistors.")
-    return ["jaxnet Newton solve: non-finite voltages. Is an element parameter or a source value not finite?",
-            _singular("a Newton step's")] + [
-        f"{head}: the worst free node's current imbalance is still about 1e{d} of the current through it{tail}"
-        for d in _DECADES
-    ]
 
 
 def _newton(net: Network, k, free, boundary, guess, solver: Solver):
     """`(V, SolveInfo)`: each example's co-content minimum, `V = boundary` at the fixed nodes.
 
     All examples `(B, N)` advance together in one loop (each with its own Jacobian and line
-    search); an example that has converged stays put while the others finish.
+    search); an example that has converged stays put while the others finish. A failure
+    (non-finite, a singular step, not converged) makes that example's `V` NaN and is
+    reported in `info.result` (the worst over the examples), never raised.
     """
     el, dtype = net.elements, boundary.dtype
     rtol, atol, eps = solver.tolerance(dtype), solver.atol, jnp.finfo(dtype).eps
@@ -135,13 +117,15 @@ def _newton(net: Network, k, free, boundary, guess, solver: Solver):
     init = (v0, *imbalance(v0), jnp.zeros(batch, jnp.int32), jnp.array(False))
     v, r, tol, through, _, iterations, singular = jax.lax.while_loop(going, step, init)
     relative = jnp.max(jnp.abs(r) / jnp.maximum(through, jnp.finfo(dtype).tiny), axis=-1)
-    finite = jnp.all(jnp.isfinite(v))
-    failed = ~finite | ~jnp.all(converged(r, tol))
-    worst = jnp.max(jnp.where(converged(r, tol), 0, relative))
-    decade = jnp.clip(jnp.floor(jnp.log10(jnp.where(finite & (worst > 0), worst, 1.0))), _DECADES[0], _DECADES[-1])
-    index = jnp.where(finite, jnp.where(singular, 1, decade.astype(jnp.int32) - _DECADES[0] + 2), 0)
-    v = eqx.branched_error_if(v, failed, index, _messages(solver.newton_steps, rtol, atol))
-    return v, SolveInfo(iterations, relative, jnp.zeros(batch, jnp.int32))
+    finite = jnp.all(jnp.isfinite(v), axis=-1)
+    ok = finite & converged(r, tol)
+    result = first_failure(
+        RESULTS.where(jnp.all(finite), RESULTS.successful, RESULTS.nonfinite),
+        RESULTS.where(singular, RESULTS.singular, RESULTS.successful),
+        RESULTS.where(jnp.all(ok), RESULTS.successful, RESULTS.newton),
+    )
+    v = jnp.where(ok[:, None], v, jnp.nan)
+    return v, SolveInfo(iterations, relative, jnp.asarray(rtol, dtype), result)
 
 
 @eqx.filter_custom_vjp
@@ -167,7 +151,7 @@ def _equilibrium_bwd(v, grad_obj, perturbed, diff, net, free, guess, solver):
         v_bar = jnp.zeros_like(v)
     g = net.elements.conductance(edge_drops(net, v), k)
     lam, singular = _step_solve(net, g, free, free * v_bar, solver)
-    lam = eqx.error_if(lam, singular | ~jnp.all(jnp.isfinite(lam)), _singular("the gradient's adjoint"))
+    lam = jnp.where(singular, jnp.nan, lam)  # a failed adjoint solve makes the gradient NaN
 
     def residual(k, boundary):
         u = free * v + (1 - free) * boundary
@@ -194,9 +178,9 @@ def equilibrium(
 
     Newton stops when every free node's current imbalance is at most `rtol` times the current
     through it, plus `atol`, the rounding floor of its voltages, and `1e-3 rtol` times the
-    example's largest current (as SPICE's `abstol`); an example not converged
-    within `solver.newton_steps` raises an error naming the imbalance reached (to its decade).
-    `info` holds per example the Newton iterations and the worst relative imbalance.
+    example's largest current (as SPICE's `abstol`); an example not converged within
+    `solver.newton_steps` has NaN voltages, and `info.result` says why. `info` holds per
+    example the Newton iterations and the worst relative imbalance.
     Differentiable in `k` and `boundary` by one adjoint solve per example (implicit
     differentiation), never through the iterations.
     """

@@ -12,8 +12,11 @@ def shard_instances(tree, devices=None):
 
     Builds a 1-D mesh named ``"instances"`` over `devices` (default: all of `jax.devices()`)
     and `device_put`s each array with its leading axis split over it. A `jit(vmap(train))`
-    called on the result runs each device's share of the instances on that device, and XLA
-    inserts no communication (instances are independent). On a CPU-only machine, expose the
+    called on the result runs each device's share of the instances on that device. Instances
+    are independent, but XLA still inserts small all-reduces where a vmapped loop asks whether
+    any instance goes on (CG's and Newton's `while_loop`s, the dense fallback's test); nothing
+    in jaxnet's programs raises or calls back to the host, so one failed instance cannot
+    strand another device (check the result with `jn.check`). On a CPU-only machine, expose the
     cores as devices first, before JAX starts:
     ``XLA_FLAGS=--xla_force_host_platform_device_count=2``.
 

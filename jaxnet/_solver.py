@@ -42,6 +42,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._checks import check_conductances, check_fixed_nodes, check_no_floating, is_concrete
 from ._network import Network
+from ._results import RESULTS, SolverError, describe, failed, first_failure, Failure
 
 Method = Literal["auto", "dense", "cg"]
 
@@ -115,10 +116,6 @@ class Solver(eqx.Module):
         return 1e-4 if jnp.finfo(dtype).eps > 1e-10 else 1e-10
 
 
-#: How failure messages name each path.
-PATH_NAMES = {"dense": "dense", "cg": "CG", "cg+dense": "CG-then-dense"}
-
-
 def as_solver(method: Method | Solver) -> Solver:
     """A `Solver` from a `method=` argument: a `Solver`, or one of its method names."""
     if isinstance(method, Solver):
@@ -175,50 +172,36 @@ def system_diagonal(
 class SolveInfo(eqx.Module):
     """Diagnostics of one solve.
 
-    - `iterations`: CG iterations (0 on the dense path).
-    - `residual`: the largest relative true residual `||b - A x|| / ||b||` over the columns.
-    - `status`: 0 if the solve passed its checks, else the failure (see `raise_on_failure`):
-      1 non-finite voltages, 2 singular to working precision, 3 residual above tolerance.
+    - `iterations`: CG iterations (0 on the dense path; Newton iterations with elements).
+    - `residual`: the worst relative true residual `||b - A x|| / ||b||` over the columns.
+    - `tolerance`: the relative residual the solve had to reach.
+    - `result`: `RESULTS.successful`, or why the solve failed (see `jn.RESULTS`).
     """
 
     iterations: Int[Array, ""]
     residual: Float[Array, ""]
-    status: Int[Array, ""]
-
-
-def failure_messages(path: str, rtol: float, atol: float) -> list[str]:
-    """What each nonzero `SolveInfo.status` means, for a solve on `path` with these tolerances."""
-    return [
-        "jaxnet solver: non-finite voltages. Is a conductance or a source value not finite, "
-        "or a node floating (no path of positive conductance to a fixed node)?",
-        "jaxnet solver: the system is singular to working precision (a Cholesky pivot vanished). "
-        "Is a node floating (no path of positive conductance to a fixed node)? Or do the "
-        "conductances span more decades than this precision resolves (use float64)?",
-        f"jaxnet solver: the {path} solve's true residual ||b - A x|| is above "
-        f"rtol * ||b|| + atol (rtol={rtol:g}, atol={atol:g}). The network is too badly "
-        "conditioned for this precision (conductances spanning many decades): use float64, "
-        "or loosen jn.Solver(rtol=...)." + (" Or raise jn.Solver(max_steps=...)." if path.startswith("CG") else ""),
-    ]
-
-
-def raise_on_failure(tree, status: Int[Array, ""], path: str, rtol: float, atol: float):
-    """`tree` unchanged, or `equinox`'s runtime error naming the failure that `status` records."""
-    return eqx.branched_error_if(tree, status > 0, jnp.maximum(status - 1, 0), failure_messages(path, rtol, atol))
+    tolerance: Float[Array, ""]
+    result: RESULTS
 
 
 def _checked(x, b, r_norm, rtol, atol, path, singular, check):
-    """`(x, status, relative residual)`; with `check`, a failed solve raises here instead.
+    """`(x, SolveInfo fields but iterations)`: the solve's result code from its own checks.
 
-    Inside `train`'s loop the forward solves return their status (one check after the loop
-    costs far less than one per step); adjoint solves, whose status cannot leave
-    `custom_linear_solve`, always raise.
+    With `check`, a failed solve's `x` is NaN (never a plausible wrong number); without it
+    (Newton's steps, which need no exact solves) `x` is returned as computed.
     """
     b_norm = jnp.linalg.norm(b, axis=0)
-    failures = jnp.stack([~jnp.all(jnp.isfinite(x)), jnp.asarray(singular), ~_within(r_norm, b_norm, rtol, atol)])
-    status = jnp.where(jnp.any(failures), jnp.argmax(failures) + 1, 0).astype(jnp.int32)
+    finite = jnp.all(jnp.isfinite(x))
+    residual_code = RESULTS.cg_residual if path == "cg" else RESULTS.dense_residual
+    result = first_failure(
+        RESULTS.where(finite, RESULTS.successful, RESULTS.nonfinite),
+        RESULTS.where(jnp.asarray(singular), RESULTS.singular, RESULTS.successful),
+        RESULTS.where(_within(r_norm, b_norm, rtol, atol), RESULTS.successful, residual_code),
+    )
     if check:
-        x = raise_on_failure(x, status, path, rtol, atol)
-    return x, status, jnp.max(r_norm / jnp.maximum(b_norm, jnp.finfo(b.dtype).tiny))
+        x = jnp.where(failed(result), jnp.nan, x)
+    relative = jnp.max(r_norm / jnp.maximum(b_norm, jnp.finfo(b.dtype).tiny))
+    return x, relative, jnp.asarray(rtol, b.dtype), result
 
 
 def _within(r_norm, b_norm, rtol, atol):
@@ -300,14 +283,16 @@ def solve_system(
     - `rhs`: `(N, C)` right-hand sides.
     - `method`: a `Solver`, or ``"auto"``, ``"dense"`` or ``"cg"`` (see module docs).
     - `x0`: CG initial guess `(N, C)` (warm start); ignored by the dense path.
-    - `check`: raise when this solve fails its checks; False returns the failure in
-      `info.status` for the caller to raise on (`raise_on_failure`), as `train` does.
+    - `check`: where the solve fails its checks, `X` is NaN (True); False returns `X` as
+      computed (Newton's steps need no exact solves). Either way `info.result` says why.
 
     **Returns:** `(X, info)`: `X` `(N, C)` and a `SolveInfo`.
 
-    **Errors:** every solve, this one and the adjoint solve of its derivative, checks its true
-    residual against the `Solver`'s tolerance, its pivots (dense) and that the solution is
-    finite, and raises (`equinox` runtime error) when one fails.
+    **Errors:** nothing raises here (no host callbacks: this runs inside sharded programs).
+    Every solve, this one and the adjoint solve of its derivative, checks its true residual
+    against the `Solver`'s tolerance, its pivots (dense) and that the solution is finite; a
+    failed forward solve reports it in `info.result`, a failed adjoint solve makes the
+    derivative NaN.
 
     Derivatives with respect to `k` and `rhs` come from `jax.lax.custom_linear_solve`: the
     adjoint system is solved with the same Cholesky factor, or by CG (warm-started at zero,
@@ -349,7 +334,6 @@ def solve_system(
         # The adjoint of a warm-started small solve has no warm start: dense Cholesky serves it
         # (a gradient step then costs what it did on the dense path).
         path = "dense" if adjoint and route == "cg+dense" else route
-        kind = PATH_NAMES[path] + (" adjoint" if adjoint else "")
 
         def solve(_, b):
             if path == "dense":
@@ -362,15 +346,16 @@ def solve_system(
                 # CG first (fast from a warm start); where it fails its check, dense Cholesky.
                 # The branch runs only when some instance of a vmapped batch failed, and each
                 # instance keeps its own CG answer unless it failed, so batching changes nothing.
-                failed = ~(_within(r_norm, jnp.linalg.norm(b, axis=0), rtol, atol) & jnp.all(jnp.isfinite(x)))
+                cg_failed = ~(_within(r_norm, jnp.linalg.norm(b, axis=0), rtol, atol) & jnp.all(jnp.isfinite(x)))
 
                 def fallback(x, r_norm, singular):
                     xd, rd, sd = dense(factor(), b)
-                    return jnp.where(failed, xd, x), jnp.where(failed, rd, r_norm), jnp.where(failed, sd, singular)
+                    pick = lambda d, c: jnp.where(cg_failed, d, c)  # noqa: E731
+                    return pick(xd, x), pick(rd, r_norm), pick(sd, singular)
 
-                x, r_norm, singular = lax.cond(unvmap_any(failed), fallback, lambda *a: a, x, r_norm, singular)
-            x, status, relative = _checked(x, b, r_norm, rtol, atol, kind, singular, check or adjoint)
-            return x, SolveInfo(steps, relative, status)
+                x, r_norm, singular = lax.cond(unvmap_any(cg_failed), fallback, lambda *a: a, x, r_norm, singular)
+            x, relative, tolerance, result = _checked(x, b, r_norm, rtol, atol, path, singular, check or adjoint)
+            return x, SolveInfo(steps, relative, tolerance, result)
 
         return solve
 
@@ -396,7 +381,8 @@ def solve(
     fixed_values: Float[ArrayLike, "*examples fixed"],
     *,
     method: Method | Solver = "auto",
-) -> Float[Array, "*examples nodes"]:
+    return_info: bool = False,
+) -> Float[Array, "*examples nodes"] | tuple[Float[Array, "*examples nodes"], SolveInfo]:
     """Node voltages of a resistor network with some nodes held at given voltages.
 
     Fixed nodes hold `fixed_values`; every other node obeys Kirchhoff's current law — the
@@ -419,15 +405,18 @@ def solve(
     - `fixed_values`: `(..., F)` voltages at `fixed_nodes` (volts); leading axes are examples.
     - `method`: ``"auto"`` (dense Cholesky up to 200 nodes, CG above), ``"dense"``, ``"cg"``,
       or a `jn.Solver` with its tolerances and size rule, e.g. `jn.Solver("cg", rtol=1e-7)`.
+    - `return_info`: also return the solve's `SolveInfo` (its `result` says why a solve
+      failed, under `jit` too), and raise nothing for a failed solve.
 
-    **Returns:** `(..., N)` node voltages (volts), same leading axes as `fixed_values`.
+    **Returns:** `(..., N)` node voltages (volts), same leading axes as `fixed_values`; with
+    `return_info`, `(voltages, info)`.
 
     **Errors:** called with concrete arrays, bad input raises `ValueError` (wrong shapes,
     negative or non-finite conductances, fixed node out of range or repeated, no fixed node,
-    a floating node). Under `jit`/`vmap` the values are not visible to Python; then a
-    non-finite conductance, a negative one, a non-finite result (what a floating node
-    produces) or a solve whose true residual is above the `Solver`'s tolerance raises
-    `equinox`'s runtime error naming the problem.
+    a floating node), and a solve that fails its checks (its true residual above the
+    `Solver`'s tolerance, a vanishing pivot, a non-finite result) raises `jn.SolverError`
+    with the residual reached. Under your own `jit`/`vmap` nothing can raise (see
+    `jn.RESULTS`): a failed solve's voltages are NaN, never a plausible wrong number.
 
     Differentiable (`grad`, `jvp`, `vmap`) in `conductances` and `fixed_values`; the
     derivative is an adjoint solve with the same factorization (with nonlinear elements, by
@@ -463,27 +452,31 @@ def solve(
         if not np.all(np.isfinite(np.asarray(fixed_values))):
             raise ValueError("fixed_values contains non-finite voltages.")
         check_no_floating(net, k, fixed_nodes)
-    return _solve_checked(net, k, fixed_nodes, fixed_values, method)
+    voltages, info = _solve_checked(net, k, fixed_nodes, fixed_values, method)
+    if return_info:
+        return voltages, info
+    if is_concrete(voltages) and bool(failed(info.result)):
+        raise SolverError("jaxnet.solve: " + describe(Failure(
+            info.result, jnp.int32(0), info.residual, info.tolerance, jnp.min(k), jnp.max(k))))
+    return voltages
 
 
 @eqx.filter_jit
 def _solve_checked(net, k, fixed_nodes, fixed_values, method):
-    """`solve` past its Python-time checks: compiled once per shape, so eager calls are fast."""
+    """`solve` past its Python-time checks, compiled once per shape: `(voltages, SolveInfo)`."""
     dtype = jnp.result_type(k.dtype, fixed_values.dtype, float)
     k = k.astype(dtype)
-    # One combined in-graph check (one branch, one callback) rather than one per condition;
-    # the solver checks its own result (finite, pivots, residual within tolerance).
-    bad_k = jnp.stack([~jnp.all(jnp.isfinite(k)), jnp.any(k < 0)])
-    k = eqx.branched_error_if(k, jnp.any(bad_k), jnp.argmax(bad_k), [
-        "jaxnet.solve: a conductance is not finite.",
-        "jaxnet.solve: a conductance is negative.",
-    ])
+    bad_k = ~jnp.all(jnp.isfinite(k)) | jnp.any(k < 0)
     free = free_mask(net, fixed_nodes, dtype)
     if not net.linear:
         from ._nonlinear import boundary_of, equilibrium  # the Newton layer is built on this module
 
         flat = fixed_values.reshape(-1, fixed_nodes.shape[0])
-        states, _ = equilibrium(net, k, free, boundary_of(net, fixed_nodes, flat, dtype), None, as_solver(method))
-        return states.reshape(fixed_values.shape[:-1] + (net.n_nodes,))
-    response, _ = solve_system(net, k, free, unit_rhs(net, k, free, fixed_nodes), method=method)
-    return fixed_values.astype(dtype) @ response.T
+        states, info = equilibrium(net, k, free, boundary_of(net, fixed_nodes, flat, dtype), None, as_solver(method))
+        voltages = states.reshape(fixed_values.shape[:-1] + (net.n_nodes,))
+    else:
+        response, info = solve_system(net, k, free, unit_rhs(net, k, free, fixed_nodes), method=method)
+        voltages = fixed_values.astype(dtype) @ response.T
+    result = first_failure(RESULTS.where(bad_k, RESULTS.bad_conductance, RESULTS.successful), info.result)
+    info = SolveInfo(jnp.max(info.iterations), jnp.max(info.residual), info.tolerance, result)
+    return jnp.where(failed(result), jnp.nan, voltages), info

@@ -34,6 +34,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 from ._elements import Elements
 from ._network import Network, edge_drops, outflow
 from ._nonlinear import boundary_of, equilibrium
+from ._results import first_failure
 from ._solver import Method, SolveInfo, Solver, as_solver, free_mask, solve_system, unit_rhs
 
 
@@ -58,9 +59,10 @@ class Physics(eqx.Module):
 
     **Fields:** `net`; `inputs` `(n_in,)`, `outputs` `(n_out,)`, `ground` `(n_ground,)` node
     ids; `x` `(B, n_in)` input volts; `y` `(B, n_out)` target volts; `method` the solver path
-    or a `Solver`; `guess` `(N, n_in + n_out)` optional CG warm start (e.g. the previous step's solution);
-    `check`: a failed forward solve raises (True), or only records its failure in
-    `Measurement.info.status` for the caller to raise on (False; `train` does, once per call).
+    or a `Solver`; `guess` `(N, n_in + n_out)` optional CG warm start (e.g. the previous step's solution).
+
+    Nothing here raises inside `jit`: a failed solve's states are NaN and
+    `Measurement.info.result` says why (`train` records it as the run's failure).
     """
 
     net: Network
@@ -71,16 +73,23 @@ class Physics(eqx.Module):
     y: Float[Array, "batch outputs"]
     method: Method | Solver = eqx.field(static=True, default="auto")
     guess: Float[Array, "nodes cols"] | None = None
-    check: bool = eqx.field(static=True, default=True)
+
+    def _linear_only(self, method: str) -> None:
+        if not self.net.linear:
+            raise ValueError(
+                f"Physics.{method} solves the linear (resistor) network by superposition, and this network "
+                "has nonlinear elements: use coupled_contrast, equilibrium_contrast, free_outputs or loss, "
+                "which solve it by Newton.")
 
     def responses(self, k: Float[Array, " edges"]):
-        """Solve once: `(R, G, Measurement)` with `R` `(N, n_in)`, `G` `(N, n_out)`."""
+        """Solve once: `(R, G, Measurement)` with `R` `(N, n_in)`, `G` `(N, n_out)`. Linear networks only."""
+        self._linear_only("responses")
         fixed = jnp.concatenate([self.inputs, self.ground])
         free = free_mask(self.net, fixed, k.dtype)
         n_out = self.outputs.shape[0]
         inject = jnp.zeros((self.net.n_nodes, n_out), k.dtype).at[self.outputs, jnp.arange(n_out)].set(1)
         rhs = jnp.concatenate([unit_rhs(self.net, k, free, self.inputs), inject], axis=1)
-        solution, info = solve_system(self.net, k, free, rhs, method=self.method, x0=self.guess, check=self.check)
+        solution, info = solve_system(self.net, k, free, rhs, method=self.method, x0=self.guess)
         n_in = self.inputs.shape[0]
         response, green = solution[:, :n_in], solution[:, n_in:]
         return response, green, Measurement(response[self.outputs], solution, info)
@@ -95,7 +104,9 @@ class Physics(eqx.Module):
         """Free state and clamped-minus-free difference for the step's examples.
 
         **Returns:** `(V_F, dV, measurement)` with `V_F` and `dV = V_C - V_F` of shape `(B, N)`.
+        Linear networks only.
         """
+        self._linear_only("free_and_nudge")
         response, green, weights, meas = self._nudge(k, eta)
         return self.x @ response.T, (green @ weights).T, meas
 
@@ -106,6 +117,7 @@ class Physics(eqx.Module):
         `n_in + n_out` solution columns and the examples superposed after, so the per-edge work
         does not grow with the number of examples. Linear networks only.
         """
+        self._linear_only("free_and_nudge_drops")
         response, green, weights, meas = self._nudge(k, eta)
         return self.x @ edge_drops(self.net, response.T), weights.T @ edge_drops(self.net, green.T), meas
 
@@ -196,7 +208,8 @@ class Physics(eqx.Module):
         """States `(B, N)` with `fixed` nodes at `values` `(B, F)`, and the summed `SolveInfo`."""
         free = free_mask(net, fixed, values.dtype)
         states, info = equilibrium(net, k, free, boundary_of(net, fixed, values, values.dtype), guess, as_solver(self.method))
-        return states, SolveInfo(jnp.sum(info.iterations).astype(jnp.int32), jnp.max(info.residual), jnp.int32(0))
+        return states, SolveInfo(jnp.sum(info.iterations).astype(jnp.int32), jnp.max(info.residual), info.tolerance,
+                                 info.result)
 
     def _newton_free(self, k):
         fixed = jnp.concatenate([self.inputs, self.ground])
@@ -230,7 +243,8 @@ class Physics(eqx.Module):
 
     @staticmethod
     def _newton_measurement(*infos):
-        info = SolveInfo(sum(i.iterations for i in infos).astype(jnp.int32), jnp.max(jnp.stack([i.residual for i in infos])), jnp.int32(0))
+        info = SolveInfo(sum(i.iterations for i in infos).astype(jnp.int32), jnp.max(jnp.stack([i.residual for i in infos])),
+                         infos[0].tolerance, first_failure(*(i.result for i in infos)))
         return Measurement(None, None, info)
 
 

@@ -43,6 +43,7 @@ from ._checkpoint import _progress_bar, atomic_write, load_tree, read_meta, save
 from ._config import COLUMNS, SCHEMA, ConfigError, SweepConfig, load_config
 from ._generators import disordered_network, random_graph, square_lattice, triangular_lattice
 from ._network import Network
+from ._results import JaxnetError
 from ._tasks import allostery_task, iris_task, regression_task
 from ._solver import Solver
 from ._train import TrainState, initial_state, train
@@ -56,7 +57,7 @@ TRACED = tuple(
 )
 
 
-class SweepError(ValueError):
+class SweepError(JaxnetError, ValueError):
     """A sweep that cannot start: its directory holds another sweep, or other files."""
 
 

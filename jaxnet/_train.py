@@ -12,7 +12,8 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ._checks import check_conductances, check_no_floating, is_concrete
 from ._network import Network
-from ._solver import PATH_NAMES, Method, Solver, as_solver, raise_on_failure
+from ._results import RESULTS, Failure, check, failed, first_failure
+from ._solver import Method, Solver
 from ._states import Physics, output_loss
 from ._tasks import Task
 from .rules._base import Rule
@@ -31,6 +32,11 @@ class TrainState(eqx.Module):
     - `solves_seen`: how many of `cg_guess` are filled (0, 1, 2 or more).
     - `step`: steps taken since the run began.
     - `key`: the run's PRNG key; step `t` draws from `jax.random.fold_in(key, t)`.
+    - `failure`: the run's first failure (`jn.Failure`; `failure.result` is
+      `RESULTS.successful` while it has none). A failed run stops where it failed: its state
+      keeps the last good conductances, and continuing it changes nothing.
+    - `initial_loss`: the training loss at step 0 of the run (`C0` of `normalized_loss`;
+      NaN until the first call has measured it).
     """
 
     conductances: Float[Array, " edges"]
@@ -39,6 +45,8 @@ class TrainState(eqx.Module):
     solves_seen: Int[Array, ""]
     step: Int[Array, ""]
     key: PRNGKeyArray
+    failure: Failure
+    initial_loss: Float[Array, ""]
 
 
 class TrainResult(eqx.Module):
@@ -56,6 +64,10 @@ class TrainResult(eqx.Module):
       only with `track_cosine=True`.
     - `at_bound` `(L,)`: fraction of edges whose conductance sits at `k_min` or `k_max`.
     - `cg_iterations`: CG iterations summed over this call's steps (0 on the dense path).
+
+    A run that failed (a solve that missed its tolerance, a rule that returned non-positive
+    conductances, a hyperparameter out of range; see `jn.RESULTS`) has NaN from the failed
+    step on, NaN `conductances`, and says why in `failure`; `check()` raises on the host.
     """
 
     state: TrainState
@@ -70,13 +82,24 @@ class TrainResult(eqx.Module):
 
     @property
     def conductances(self) -> Float[Array, " edges"]:
-        """Final conductances `(E,)`."""
-        return self.state.conductances
+        """Final conductances `(E,)` (NaN for a failed run)."""
+        k = self.state.conductances
+        return jnp.where(failed(self.failure.result)[..., None], jnp.nan, k)
+
+    @property
+    def failure(self) -> Failure:
+        """The run's first failure, if any (`state.failure`)."""
+        return self.state.failure
 
     @property
     def normalized_loss(self) -> Float[Array, " logged"]:
-        """`C / C0`: training loss relative to its value at the first logged step."""
-        return self.loss / self.loss[..., :1]
+        """`C / C0`: training loss relative to its value at step 0 of the run (not of this
+        call), so a run continued in several calls draws one curve."""
+        return self.loss / self.state.initial_loss[..., None]
+
+    def check(self) -> None:
+        """Raise `jn.SolverError` naming each failed instance (see `jn.check`)."""
+        check(self)
 
 
 def _accuracy(outputs, y):
@@ -116,6 +139,8 @@ def initial_state(net: Network, task: Task, rule: Rule, k0: Float[Array, " edges
         solves_seen=jnp.int32(0),
         step=jnp.int32(0),
         key=loop_key,
+        failure=Failure.none(k0.dtype),
+        initial_loss=jnp.array(jnp.nan, k0.dtype),
     )
 
 
@@ -188,7 +213,7 @@ def train(
       tolerances, iteration cap and size rule); CG is warm-started by extrapolating the
       previous two steps' solutions. ``"auto"`` takes that warm-started CG at every size,
       with dense Cholesky (up to `Solver.dense_max_nodes` nodes) for any step where CG fails
-      its check. Every solve checks its true residual (see `jn.Solver`); a failure is an error.
+      its check. Every solve checks its true residual (see `jn.Solver`).
     - `track_cosine`: also log the cosine between each logged step's change of `k` and
       `-grad` of the training loss (one extra gradient per logged step).
 
@@ -196,6 +221,13 @@ def train(
     already solved (its transfer matrix), so logging costs no extra solve, except one after
     the last step. A network with nonlinear `Elements` has no transfer matrix: its logged
     losses come from Newton solves of the training (and test) examples at the logged steps.
+
+    **Errors:** a run that fails (a solve that cannot meet its tolerance, a rule that returns
+    conductances that are not finite and positive, a traced hyperparameter out of range,
+    non-finite examples) stops at that step, and its `failure` says why (`jn.RESULTS`).
+    Called outside `jit`, `train` then raises `jn.SolverError`. Under your own `jit`, nothing
+    can raise: the failed instance's outputs are NaN and `jn.check(result)` raises on the
+    host, naming each failed instance.
     """
     _check(net, task, rule, start, key, steps, batch_size, log_every)
     if isinstance(start, TrainState):
@@ -205,23 +237,34 @@ def train(
         dtype = jnp.result_type(start, float)
         state = initial_state(net, task, rule, jnp.asarray(start, dtype), key)
     x_train, y_train = task.x_train.astype(dtype), task.y_train.astype(dtype)
-    x_train, y_train = eqx.error_if(  # examples built from traced values are checked here
-        (x_train, y_train), ~(jnp.all(jnp.isfinite(x_train)) & jnp.all(jnp.isfinite(y_train))),
-        "jaxnet.train: the task's training examples hold a non-finite value (NaN or inf).",
-    )
     n_train = x_train.shape[0]
     k_min, k_max = rule.bounds
+    start_step = state.step
+    # Checked once, in-graph (they may be traced, so Python could not look at them): the
+    # starting conductances, the examples and the rule's hyperparameters.
+    k_start = state.conductances
+    examples = [a for a in (task.x_train, task.y_train, task.x_test, task.y_test) if a is not None]
+    bad_examples = ~jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in examples]))
+    bad_start = ~(jnp.all(jnp.isfinite(k_start)) & jnp.all(k_start > 0))
+    state = _record(state, first_failure(
+        RESULTS.where(bad_start, RESULTS.bad_conductance, RESULTS.successful),
+        RESULTS.where(bad_examples, RESULTS.bad_examples, RESULTS.successful),
+        RESULTS.where(rule.invalid(), RESULTS.bad_hyperparameter, RESULTS.successful)), k_start)
 
     def physics(x, y, guess):
-        return Physics(net, task.inputs, task.outputs, task.ground, x, y, method, guess, check=False)
+        return Physics(net, task.inputs, task.outputs, task.ground, x, y, method, guess)
 
     n_logs = -(-steps // log_every) + 1  # steps 0, log_every, ... below `steps`, and `steps`
 
     def body(carry, i):
         """Step `i` of this call: measure, log if due, update. The extra iteration `i == steps`
-        only measures (the final log): one loop body, so the solver is compiled once."""
-        state, iterations, status, logs = carry
+        only measures (the final log): one loop body, so the solver is compiled once.
+
+        A run that has failed is frozen: its state no longer changes and its logs are NaN.
+        Its solves still run (vmap runs every instance), on harmless unit conductances."""
+        state, iterations, logs = carry
         last = i == steps
+        done = failed(state.failure.result)
         guess = _extrapolate(state)
         k = state.conductances
         batch_key, rule_key = jax.random.split(jax.random.fold_in(state.key, state.step))
@@ -230,7 +273,14 @@ def train(
         else:
             pick = jax.random.choice(batch_key, n_train, (batch_size,), replace=False)
             x, y = x_train[pick], y_train[pick]
-        k_new, rule_state, meas = rule.update(rule_key, k, physics(x, y, guess), state.rule_state)
+        k_new, rule_state, meas = rule.update(rule_key, jnp.where(done, 1, k).astype(dtype), physics(x, y, guess),
+                                              state.rule_state)
+        if jnp.shape(k_new) != jnp.shape(k):
+            raise ValueError(f"the rule's update returned conductances of shape {jnp.shape(k_new)}; "
+                             f"expected {jnp.shape(k)} (one per edge).")
+        measured = ~done & ~failed(meas.info.result)
+        bad_output = ~(jnp.all(jnp.isfinite(k_new)) & jnp.all(k_new > 0)) & ~last
+        result = first_failure(meas.info.result, RESULTS.where(bad_output, RESULTS.bad_rule_output, RESULTS.successful))
         new_state = TrainState(
             conductances=k_new,
             rule_state=rule_state,
@@ -238,9 +288,11 @@ def train(
             solves_seen=state.solves_seen + 1,
             step=state.step + 1,
             key=state.key,
+            failure=state.failure,
+            initial_loss=state.initial_loss,
         )
-        # `last` does not depend on the instance, so under vmap this stays a branch.
-        state = _select(last, state, new_state)
+        stopped = _record(state, RESULTS.where(done, RESULTS.successful, result), k, meas.info)
+        state = _select(~last & ~done & ~failed(result), new_state, stopped)
         logged = (i % log_every == 0) | last
         cosine = jnp.array(jnp.nan, dtype)
         if track_cosine:
@@ -252,17 +304,20 @@ def train(
         slot = jnp.where(last, n_logs - 1, i // log_every)
         # What the losses are computed from after the loop: the transfer matrix of a linear
         # network; the conductances of a nonlinear one (its outputs need their own solves).
-        entry = (k if meas.transfer is None else meas.transfer, cosine, _fraction_at_bound(k, k_min, k_max))
+        entry = (k if meas.transfer is None else meas.transfer, cosine, _fraction_at_bound(k, k_min, k_max), measured)
         logs = jax.tree.map(lambda buf, v: buf.at[slot].set(jnp.where(logged, v, buf[slot])), logs, entry)
-        return (state, iterations + meas.info.iterations, jnp.maximum(status, meas.info.status), logs), None
+        return (state, iterations + meas.info.iterations, logs), None
 
     n_out, n_in = task.outputs.shape[0], task.inputs.shape[0]
     logged_shape = (n_out, n_in) if net.linear else (net.n_edges,)
-    logs = (jnp.zeros((n_logs, *logged_shape), dtype), jnp.zeros((n_logs,), dtype), jnp.zeros((n_logs,), dtype))
-    carry = (state, jnp.int32(0), jnp.int32(0), logs)
-    (state, iterations, status, (logged, cosines, at_bound)), _ = jax.lax.scan(body, carry, jnp.arange(steps + 1))
+    logs = (jnp.zeros((n_logs, *logged_shape), dtype), jnp.zeros((n_logs,), dtype), jnp.zeros((n_logs,), dtype),
+            jnp.zeros((n_logs,), bool))
+    carry = (state, jnp.int32(0), logs)
+    (state, iterations, (logged, cosines, at_bound, valid)), _ = jax.lax.scan(body, carry, jnp.arange(steps + 1))
     logged_steps = np.minimum(np.arange(logged.shape[0]) * log_every, steps)
     logged_steps[-1] = steps
+    # Logs of failed steps hold NaN; what they are evaluated on is made harmless first.
+    logged = jnp.where(valid.reshape(-1, *[1] * len(logged_shape)), logged, 0 if net.linear else 1)
 
     def evaluate(x, y):
         if x is None:
@@ -275,42 +330,43 @@ def train(
             return output_loss(outputs, y), (_accuracy(outputs, y) if task.classification else 0.0)
 
         loss, accuracy = jax.lax.map(one, logged)
-        return loss, (accuracy if task.classification else None)
+        nan = jnp.array(jnp.nan, dtype)
+        return jnp.where(valid, loss, nan), (jnp.where(valid, accuracy, nan) if task.classification else None)
 
     loss, accuracy = evaluate(x_train, y_train)
     test_loss, test_accuracy = evaluate(task.x_test, task.y_test)
+    state = eqx.tree_at(lambda s: s.initial_loss, state, jnp.where(start_step == 0, loss[0], state.initial_loss))
     result = TrainResult(
         state=state,
-        steps=state.step - steps + jnp.asarray(logged_steps, jnp.int32),
+        steps=start_step + jnp.asarray(logged_steps, jnp.int32),
         loss=loss,
-        at_bound=at_bound,
+        at_bound=jnp.where(valid, at_bound, jnp.nan),
         cg_iterations=iterations,
         test_loss=test_loss,
         accuracy=accuracy,
         test_accuracy=test_accuracy,
-        cosine=cosines if track_cosine else None,
+        cosine=jnp.where(valid, cosines, jnp.nan) if track_cosine else None,
     )
-    # Guard every output, so the checks survive whichever part the caller keeps. The forward
-    # solves of the loop recorded their worst failure; one check here costs far less than one
-    # per step. (Adjoint solves, of gradient rules, raise on their own.)
-    solver = as_solver(method)
-    result = _error_if(result, lambda x: raise_on_failure(
-        x, status, PATH_NAMES[solver.resolve(net.n_nodes, warm=True)], solver.tolerance(dtype), solver.atol))
-    return _error_if(result, lambda x: eqx.error_if(
-        x, ~(jnp.all(jnp.isfinite(state.conductances)) & jnp.all(jnp.isfinite(logged))),
-        "jaxnet.train: non-finite conductances or voltages. Check the task's examples for "
-        "NaN/inf and that no node is floating."))
+    if is_concrete(*jax.tree.leaves(result)):  # outside jit: raise here, on the host
+        check(result)
+    return result
 
 
-def _error_if(tree, check):
-    """`check` (an `eqx.error_if` of a list of arrays) on every array leaf of `tree` but PRNG
-    keys, which it cannot carry."""
-    leaves, treedef = jax.tree.flatten(tree)
-    guarded = [i for i, x in enumerate(leaves) if not jnp.issubdtype(x.dtype, jax.dtypes.prng_key)]
-    checked = check([leaves[i] for i in guarded])
-    for i, x in zip(guarded, checked):
-        leaves[i] = x
-    return jax.tree.unflatten(treedef, leaves)
+def _record(state: TrainState, result, k, info=None) -> TrainState:
+    """`state` with `result` recorded as its failure, unless it has one already or `result`
+    is successful; `info` (the failing step's `SolveInfo`) gives the backward error reached."""
+    nan = jnp.array(jnp.nan, k.dtype)
+    solve_failed = failed(info.result) if info is not None else False
+    new = Failure(
+        result=result,
+        step=state.step,
+        residual=jnp.where(solve_failed, info.residual, nan).astype(k.dtype) if info is not None else nan,
+        tolerance=jnp.where(solve_failed, info.tolerance, nan).astype(k.dtype) if info is not None else nan,
+        k_low=jnp.min(k),
+        k_high=jnp.max(k),
+    )
+    first = failed(result) & ~failed(state.failure.result)
+    return eqx.tree_at(lambda s: s.failure, state, _select(first, new, state.failure))
 
 
 def _select(pred, on_true, on_false):

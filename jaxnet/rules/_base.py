@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
-from jaxtyping import Array, Float, PRNGKeyArray
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
+from .._checks import check_bounds, check_constraint, violates
 from .._states import Measurement, Physics
 
 
@@ -20,7 +22,28 @@ class Rule(eqx.Module):
     new values. Every rule keeps conductances in `[k_min, k_max]` (`bounds`). `key` comes
     first, as in `jax.random`; the state is a pytree that `train` carries from step to step
     and returns in `TrainState`, so a run continues exactly where it stopped.
+
+    `constraints` declares, once, the range of each hyperparameter field (`"positive"`,
+    `"non_negative"` or `"probability"`); a rule with `k_min`, `k_max` fields must have
+    `0 < k_min < k_max`. Concrete values are checked when the rule is built (`ValueError`);
+    traced ones (a rule built inside `vmap`) by `invalid`, which `train` turns into the
+    run's failure (`RESULTS.bad_hyperparameter`).
     """
+
+    constraints: ClassVar[dict[str, str]] = {}
+
+    def __check_init__(self):
+        for name, kind in self.constraints.items():
+            check_constraint(name, getattr(self, name), kind)
+        if hasattr(self, "k_min"):
+            check_bounds(self.k_min, self.k_max)
+
+    def invalid(self) -> Bool[Array, ""]:
+        """Whether a hyperparameter breaks its declared range (for traced values, in-graph)."""
+        bad = [violates(getattr(self, name), kind) for name, kind in self.constraints.items()]
+        if hasattr(self, "k_min"):
+            bad += [violates(self.k_min, "positive"), ~jnp.all(jnp.asarray(self.k_min) < jnp.asarray(self.k_max))]
+        return jnp.any(jnp.stack(bad)) if bad else jnp.array(False)
 
     @abc.abstractmethod
     def init(self, key: PRNGKeyArray, k: Float[Array, " edges"]) -> Any:

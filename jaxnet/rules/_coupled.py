@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from jaxtyping import Array, Float
 
-from .._checks import check_bounds, check_positive
 from ._base import Rule, clip
 
 
@@ -16,10 +15,7 @@ class CoupledLearning(Rule):
     k_min: Float[Array, ""] | float = 1e-6
     k_max: Float[Array, ""] | float = 1e6
 
-    def __check_init__(self):
-        check_positive("alpha", self.alpha)
-        check_positive("eta", self.eta)
-        check_bounds(self.k_min, self.k_max)
+    constraints = {"alpha": "positive", "eta": "positive"}
 
     def init(self, key, k):
         return None

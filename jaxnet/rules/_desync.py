@@ -6,7 +6,6 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._checks import check_probability
 from ._base import Rule
 
 # The mask key is folded from the step key, so the wrapped rule sees the very key it would see
@@ -20,8 +19,10 @@ class Desync(Rule):
     rule: Rule
     p: Float[Array, ""] | float
 
-    def __check_init__(self):
-        check_probability("p", self.p)
+    constraints = {"p": "probability"}
+
+    def invalid(self):
+        return super().invalid() | self.rule.invalid()
 
     @property
     def bounds(self):

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._checks import check_bounds, check_non_negative, check_positive, is_concrete
+from .._checks import is_concrete
 from ._base import Rule
 
 Spacing = Literal["linear", "geometric", "resistance"]
@@ -35,15 +35,14 @@ class Discrete(Rule):
     offset_std: Float[Array, ""] | float = 0.0
     noise_std: Float[Array, ""] | float = 0.0
 
+    constraints = {"eta": "positive", "threshold": "non_negative", "offset_std": "non_negative",
+                   "noise_std": "non_negative"}
+
     def __check_init__(self):
-        check_positive("eta", self.eta)
         if self.n_states < 2:
             raise ValueError(f"n_states must be >= 2; got {self.n_states}.")
         if self.spacing not in SPACINGS:
             raise ValueError(f"spacing must be one of {', '.join(map(repr, SPACINGS))}; got {self.spacing!r}.")
-        check_bounds(self.k_min, self.k_max)
-        for name in ("threshold", "offset_std", "noise_std"):
-            check_non_negative(name, getattr(self, name))
 
     def _position(self, k):
         """Continuous level coordinate of `k`: 0 at k_min, n_states - 1 at k_max."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import equinox as eqx
 from jaxtyping import Array, Float
 
-from .._checks import check_bounds, check_positive
 from ._base import Rule, clip
 
 
@@ -18,10 +17,7 @@ class EquilibriumPropagation(Rule):
     k_min: Float[Array, ""] | float = 1e-6
     k_max: Float[Array, ""] | float = 1e6
 
-    def __check_init__(self):
-        check_positive("alpha", self.alpha)
-        check_positive("beta", self.beta)
-        check_bounds(self.k_min, self.k_max)
+    constraints = {"alpha": "positive", "beta": "positive"}
 
     def init(self, key, k):
         return None

@@ -7,7 +7,6 @@ import jax
 import optax
 from jaxtyping import Array, Float
 
-from .._checks import check_bounds
 from ._base import Rule, clip
 
 
@@ -18,8 +17,6 @@ class GradientDescent(Rule):
     k_min: Float[Array, ""] | float = 1e-6
     k_max: Float[Array, ""] | float = 1e6
 
-    def __check_init__(self):
-        check_bounds(self.k_min, self.k_max)
 
     def init(self, key, k):
         return self.optimizer.init(k)

@@ -1,0 +1,195 @@
+"""The numerical contract: right to tolerance, or an error that says why; never a crash.
+
+Failures leave compiled programs as result codes (`jn.RESULTS`), never through host
+callbacks, so a failed instance on one device cannot strand another (tested on two CPU
+devices in a subprocess); the host raises `jn.SolverError` naming the failed instances.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxnet as jn
+
+
+@pytest.fixture(scope="module")
+def small():
+    net = jn.square_lattice(3, 3)
+    task = jn.regression_task(jax.random.key(1), net, n_train=4, n_test=2)
+    return net, task
+
+
+def _batched(net, task, rule, steps=20, log_every=10):
+    return jax.jit(jax.vmap(lambda k0, key: jn.train(net, task, rule, k0, key=key, steps=steps, log_every=log_every)))
+
+
+def test_errors_share_one_base_class():
+    for error in (jn.SolverError, jn.ConfigError, jn.SweepError):
+        assert issubclass(error, jn.JaxnetError)
+    assert issubclass(jn.ConfigError, ValueError) and issubclass(jn.SweepError, ValueError)
+
+
+def test_one_bad_instance_is_nan_and_named(small):
+    net, task = small
+    rule = jn.rules.coupled_learning(alpha=1.0, eta=1e-3)
+    k0 = jnp.ones((4, net.n_edges)).at[2, 3].set(-1.0)  # caught only inside jit
+    result = _batched(net, task, rule)(k0, jax.random.split(jax.random.key(0), 4))
+    codes = np.asarray(result.failure.result._value)
+    assert codes.tolist() == [0, 0, int(jn.RESULTS.bad_conductance._value), 0]
+    assert np.all(np.isnan(result.loss[2])) and np.all(np.isnan(result.conductances[2]))
+    good = jn.train(net, task, rule, jnp.ones(net.n_edges), key=jax.random.split(jax.random.key(0), 4)[0],
+                    steps=20, log_every=10)
+    np.testing.assert_allclose(result.loss[0], good.loss, rtol=1e-5)
+    with pytest.raises(jn.SolverError, match=r"1 of 4 instances failed(.|\n)*instance 2: step 0: a conductance"):
+        jn.check(result)
+    with pytest.raises(jn.SolverError, match="instance 2"):
+        result.check()
+
+
+def test_train_outside_jit_raises(small):
+    net, task = small
+    rule = jn.rules.coupled_learning(alpha=1.0, eta=1e-3)
+    with pytest.raises(ValueError, match="edge 3 is negative"):  # concrete: found at Python time
+        jn.train(net, task, rule, jnp.ones(net.n_edges).at[3].set(-1.0), key=jax.random.key(0), steps=2)
+
+
+class Unclipped(jn.rules.Rule):
+    """A custom rule that forgets to clip: conductances go negative."""
+
+    def init(self, key, k):
+        return None
+
+    def update(self, key, k, physics, state):
+        d, meas = physics.coupled_contrast(k, 1e-3)
+        return k - 5.0 + 0 * d, state, meas
+
+
+def test_a_rule_returning_non_positive_conductances_stops_the_run(small):
+    net, task = small
+    with pytest.raises(jn.SolverError, match=r"step 0: the rule returned conductances that are not finite and positive"):
+        jn.train(net, task, Unclipped(), jnp.ones(net.n_edges), key=jax.random.key(0), steps=5)
+    result = _batched(net, task, Unclipped(), steps=4, log_every=1)(
+        jnp.ones((2, net.n_edges)), jax.random.split(jax.random.key(0), 2))
+    assert np.all(np.isfinite(result.loss[:, 0])) and np.all(np.isnan(result.loss[:, 1:]))
+    assert np.all(np.asarray(result.failure.step) == 0)
+    np.testing.assert_array_equal(result.state.conductances, jnp.ones((2, net.n_edges)))  # last good state
+
+
+@pytest.mark.parametrize("field, value", [("p", 1.5), ("eta", 0.0)])
+def test_traced_hyperparameters_are_checked_as_eager_ones(small, field, value):
+    net, task = small
+    with pytest.raises(ValueError, match=field):
+        jn.rules.desync(jn.rules.coupled_learning(1.0, value if field == "eta" else 1e-3), value if field == "p" else 1.0)
+
+    def run(v, key):
+        p, eta = (v, 1e-3) if field == "p" else (1.0, v)
+        rule = jn.rules.desync(jn.rules.coupled_learning(1.0, eta), p)
+        return jn.train(net, task, rule, jnp.ones(net.n_edges), key=key, steps=3)
+
+    result = jax.jit(jax.vmap(run))(jnp.array([value, 0.5]), jax.random.split(jax.random.key(0), 2))
+    assert np.all(np.isnan(result.loss[0])) and np.all(np.isfinite(result.loss[1]))
+    with pytest.raises(jn.SolverError, match="instance 0: step 0: a rule hyperparameter is out of its range"):
+        jn.check(result)
+
+
+def test_normalized_loss_of_a_continued_run_is_that_of_the_whole_run(small):
+    net, task = small
+    rule = jn.rules.coupled_learning(alpha=1.0, eta=1e-3)
+    whole = jn.train(net, task, rule, jnp.ones(net.n_edges), key=jax.random.key(0), steps=20, log_every=5)
+    first = jn.train(net, task, rule, jnp.ones(net.n_edges), key=jax.random.key(0), steps=10, log_every=5)
+    second = jn.train(net, task, rule, first.state, steps=10, log_every=5)
+    joined = np.concatenate([first.normalized_loss, second.normalized_loss[1:]])
+    np.testing.assert_array_equal(joined, whole.normalized_loss)
+    assert second.normalized_loss[0] < 1
+
+
+def test_solve_under_jit_is_nan_and_eager_raises():
+    net = jn.Network.from_edges([[0, 1], [1, 2], [2, 3], [1, 4], [4, 2]])
+    fixed, vals = jnp.array([0, 3]), jnp.array([1.0, 0.0])
+    f = jax.jit(lambda k: jn.solve(net, k, fixed, vals, return_info=True))
+    for k, name in [(jnp.array([1.0, 1.0, 1.0, -1.0, 1.0]), "bad_conductance"),
+                    (jnp.array([1.0, 1.0, jnp.nan, 1.0, 1.0]), "bad_conductance"),
+                    (jnp.array([1.0, 1.0, 1.0, 0.0, 0.0]), "singular")]:  # node 4 floating
+        voltages, info = f(k)
+        assert np.all(np.isnan(voltages))
+        assert info.result == getattr(jn.RESULTS, name)
+    with pytest.raises(jn.SolverError, match="residual"):
+        jn.solve(net, jnp.ones(5), fixed, vals, method=jn.Solver("cg", max_steps=1, rtol=1e-12))
+
+
+def test_an_adjoint_failure_makes_the_gradient_nan():
+    net = jn.square_lattice(6, 6)
+    task = jn.regression_task(jax.random.key(0), net, n_train=4, n_test=0)
+    k = jax.random.uniform(jax.random.key(1), (net.n_edges,), minval=0.5, maxval=2.0)
+    physics = jn.Physics(net, task.inputs, task.outputs, task.ground, task.x_train, task.y_train,
+                         jn.Solver("cg", max_steps=3))
+    grad = jax.jit(jax.grad(lambda k: physics.loss(k)[0]))(k)
+    assert np.all(np.isnan(grad))
+    gd = jn.rules.gradient_descent(optax.sgd(0.1))
+    with pytest.raises(jn.SolverError, match="gradient's adjoint solve may have failed|CG did not reach"):
+        jn.train(net, task, gd, k, key=jax.random.key(0), steps=2, method=jn.Solver("cg", max_steps=3))
+
+
+def _custom_calls(compiled_text: str) -> list[str]:
+    return [line for line in compiled_text.splitlines() if "custom-call" in line and "callback" in line.lower()]
+
+
+def test_compiled_train_and_solve_hold_no_host_callback(small):
+    """No host callback in train's program (linear and nonlinear, gradient rule, cosine) or solve's."""
+    net, task = small
+    diodes = net.with_elements(jn.Elements.from_kinds(["smooth_diode"] * net.n_edges, leak=0.01))
+    rules = [jn.rules.desync(jn.rules.coupled_learning(1.0, 1e-3), 0.5), jn.rules.gradient_descent(optax.adam(0.1)),
+             jn.rules.equilibrium_propagation(1.0, 0.1)]
+    for network in (net, diodes):
+        for rule in rules:
+            fn = jax.jit(jax.vmap(lambda k0, key: jn.train(network, task, rule, k0, key=key, steps=2,
+                                                           track_cosine=True)))
+            text = fn.lower(jnp.ones((2, net.n_edges)), jax.random.split(jax.random.key(0), 2)).compile().as_text()
+            assert _custom_calls(text) == [], (type(rule).__name__, _custom_calls(text)[:1])
+    fixed = jnp.concatenate([task.inputs, task.ground])
+    values = jnp.zeros((3, fixed.shape[0]))
+    for network in (net, diodes):
+        solve = jax.jit(jax.grad(lambda k: jnp.sum(jn.solve(network, k, fixed, values))))
+        assert _custom_calls(solve.lower(jnp.ones(net.n_edges)).compile().as_text()) == []
+
+
+SHARDED = textwrap.dedent("""
+    import os, time
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    import jax, jax.numpy as jnp, numpy as np
+    import jaxnet as jn
+    assert jax.device_count() == 2
+    net = jn.square_lattice(4, 4)
+    task = jn.regression_task(jax.random.key(1), net)
+    rule = jn.rules.desync(jn.rules.coupled_learning(alpha=1.0, eta=1e-3), p=0.5)
+    k0 = jnp.ones((4, net.n_edges)).at[1, 0].set(-1.0)
+    k0, keys = jn.shard_instances((k0, jax.random.split(jax.random.key(2), 4)))
+    run = jax.jit(jax.vmap(lambda k, key: jn.train(net, task, rule, k, key=key, steps=50, log_every=10)))
+    start = time.time()
+    result = jax.block_until_ready(run(k0, keys))
+    print("seconds", round(time.time() - start, 1))
+    print("nan", np.isnan(np.asarray(result.loss)).all(axis=1).tolist())
+    try:
+        jn.check(result)
+    except jn.SolverError as e:
+        print("raised", type(e).__name__, str(e).splitlines()[1].strip())
+""")
+
+
+def test_sharded_program_with_a_failing_instance_survives(tmp_path):
+    """The minimal case of the crash: 4 instances on 2 CPU devices, one with a negative
+    conductance. The process ends normally within seconds; the host check names instance 1."""
+    script = tmp_path / "sharded.py"
+    script.write_text(SHARDED)
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "nan [False, True, False, False]" in done.stdout, done.stdout
+    assert "raised SolverError instance 1: step 0: a conductance" in done.stdout, done.stdout
