@@ -120,7 +120,8 @@ def describe(failure: Failure, index=None) -> str:
     code = int(np.asarray(failure.result._value))
     name = list(RESULTS._name_to_item)[code]
     where = f"instance {index}: " if index is not None else ""
-    line = f"{where}step {int(failure.step)}: {RESULTS._index_to_message[code]}"
+    step = int(failure.step)
+    line = f"{where}{f'step {step}: ' if step >= 0 else ''}{RESULTS._index_to_message[code]}"
     residual, tolerance = float(failure.residual), float(failure.tolerance)
     if np.isfinite(residual) or np.isfinite(tolerance):
         line += f"; backward error reached {residual:.3g}, required <= {tolerance:.3g}"

@@ -110,7 +110,7 @@ def test_newton_gradient_is_implicit_and_matches_finite_differences():
 def test_newton_not_converging_is_an_error_naming_the_imbalance():
     net, _ = mixed_network(seed=4)
     k = jnp.full(net.n_edges, 2.0)
-    with pytest.raises(eqx.EquinoxRuntimeError, match=r"did not converge in 1 iterations: .* about 1e-?\d+ of the current"):
+    with pytest.raises(jn.SolverError, match=r"Newton did not converge.*backward error reached \d"):
         jn.solve(net, k, jnp.array([0, 4]), jnp.array([1.0, 0.0]), method=jn.Solver(newton_steps=1))
 
 
@@ -118,7 +118,7 @@ def test_newton_floating_behind_off_transistors_is_an_error():
     # node 2 hangs off the network through one transistor whose gate is below threshold
     net = jn.Network.from_edges([[0, 1], [1, 2]])
     net = net.with_elements(jn.Elements.from_kinds(["resistor", "transistor"], threshold=1.0, leak=0.0))
-    with pytest.raises(eqx.EquinoxRuntimeError, match="singular|non-finite"):
+    with pytest.raises(jn.SolverError, match="singular|non-finite"):
         jn.solve(net, jnp.array([1.0, 0.5]), jnp.array([0]), jnp.array([1.0]))
 
 

@@ -233,35 +233,34 @@ def test_refuses_bad_input():
 
 
 @pytest.mark.parametrize("jit", [eqx.filter_jit, jax.jit])
-def test_errors_inside_jit(jit):
-    # eqx.filter_jit raises EquinoxRuntimeError; plain jax.jit surfaces the same message
-    # inside an XLA runtime error (a ValueError).
-    error = eqx.EquinoxRuntimeError if jit is eqx.filter_jit else ValueError
+def test_errors_inside_jit_are_nan_and_a_result_code(jit):
+    """Inside a user's jit nothing raises (no host callbacks): a bad instance's voltages are NaN
+    and `return_info=True` gives the result code that says why."""
     net = jn.Network.from_edges([[0, 1], [1, 2], [2, 3], [1, 4], [4, 2]])
     fixed, vals = jnp.array([0, 3]), jnp.array([1.0, 0.0])
-    f = jit(lambda k: jn.solve(net, k, fixed, vals))
-    assert jnp.all(jnp.isfinite(f(jnp.ones(5))))
-    with pytest.raises(error, match="a conductance is negative"):
-        f(jnp.array([1.0, 1.0, 1.0, -1.0, 1.0])).block_until_ready()
-    with pytest.raises(error, match="a conductance is not finite"):
-        f(jnp.array([1.0, 1.0, jnp.nan, 1.0, 1.0])).block_until_ready()
-    with pytest.raises(error, match="floating"):
-        f(jnp.array([1.0, 1.0, 1.0, 0.0, 0.0])).block_until_ready()  # node 4 cut off
-    with pytest.raises(error, match="floating"):
-        f(jnp.array([0.0, 1.0, 0.0, 1.0, 1.0])).block_until_ready()  # {1, 2, 4} cut off together
+    f = jit(lambda k: jn.solve(net, k, fixed, vals, return_info=True))
+    assert jnp.all(jnp.isfinite(f(jnp.ones(5))[0]))
+    floating = (jn.RESULTS.singular, jn.RESULTS.nonfinite)  # a zero pivot, or its NaN
+    for k, codes in [([1.0, 1.0, 1.0, -1.0, 1.0], (jn.RESULTS.bad_conductance,)),
+                     ([1.0, 1.0, jnp.nan, 1.0, 1.0], (jn.RESULTS.bad_conductance,)),
+                     ([1.0, 1.0, 1.0, 0.0, 0.0], floating),  # node 4 cut off
+                     ([0.0, 1.0, 0.0, 1.0, 1.0], floating)]:  # {1, 2, 4} cut off together
+        voltages, info = f(jnp.array(k))
+        assert jnp.all(jnp.isnan(voltages)) and any(bool(info.result == code) for code in codes)
 
 
-def test_errors_inside_vmap():
-    """One bad instance in a vmapped batch fails the whole call, naming the problem."""
+def test_errors_inside_vmap_stay_with_their_instance():
+    """One bad instance in a vmapped batch is NaN, with its own result; the others are right."""
     net = jn.Network.from_edges([[0, 1], [1, 2], [2, 3], [1, 4], [4, 2]])
     fixed, vals = jnp.array([0, 3]), jnp.array([1.0, 0.0])
-    f = jax.jit(jax.vmap(lambda k: jn.solve(net, k, fixed, vals)))
+    f = jax.jit(jax.vmap(lambda k: jn.solve(net, k, fixed, vals, return_info=True)))
     good = jnp.ones((3, 5))
-    assert jnp.all(jnp.isfinite(f(good)))
-    with pytest.raises(ValueError, match="a conductance is negative"):
-        f(good.at[1, 2].set(-1.0)).block_until_ready()
-    with pytest.raises(ValueError, match="floating"):
-        f(good.at[2, 3:].set(0.0)).block_until_ready()
+    voltages, info = f(good.at[1, 2].set(-1.0).at[2, 3:].set(0.0))
+    np.testing.assert_allclose(voltages[0], jn.solve(net, good[0], fixed, vals), rtol=1e-6)
+    assert jnp.all(jnp.isnan(voltages[1:]))
+    codes = np.asarray(info.result._value)
+    assert codes[0] == int(jn.RESULTS.successful._value) and codes[1] == int(jn.RESULTS.bad_conductance._value)
+    assert codes[2] in (int(jn.RESULTS.singular._value), int(jn.RESULTS.nonfinite._value))  # floating
 
 
 # ---------------------------------------------------------------- solver options and residual checks
@@ -330,8 +329,11 @@ def test_cg_iteration_cap_is_an_error(key, transform, x64):
     elif transform == "vmap":
         f = jax.jit(jax.vmap(f))
         k = jnp.stack([k, 2 * k])
-    with pytest.raises(Exception, match=r"CG solve's true residual.*rtol=1e-10"):
-        jax.block_until_ready(f(k))
+    if transform == "eager":
+        with pytest.raises(jn.SolverError, match=r"CG did not reach the tolerance.*required <= 1e-10"):
+            f(k)
+    else:  # under jit nothing raises: the voltages are NaN
+        assert jnp.all(jnp.isnan(f(k)))
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -357,8 +359,8 @@ def test_float32_gradient_on_six_decades_is_an_error_not_a_wrong_answer(method, 
         f = jax.jit(f)
     elif transform == "vmap":
         f, arg = jax.jit(jax.vmap(f)), jnp.stack([k, k])
-    with pytest.raises(Exception, match=r"adjoint solve's true residual"):
-        jax.block_until_ready(f(arg))
+    # The forward solve may pass; the adjoint cannot: the gradient is NaN, not a wrong number.
+    assert jnp.all(jnp.isnan(f(arg)))
     assert jnp.all(jnp.isfinite(gradient(net, k.astype(jnp.float64), fixed, values)))  # float64 copes
 
 
@@ -374,8 +376,7 @@ def test_adjoint_cg_solve_is_checked(key, x64):
                         jn.Solver("cg", max_steps=3), guess=solution)
     assert int(jax.jit(lambda k: capped.loss(k))(k)[1].info.iterations) == 0
     gradient = lambda physics: jax.jit(jax.grad(lambda k: physics.loss(k)[0]))(k)  # noqa: E731
-    with pytest.raises(Exception, match="CG adjoint solve's true residual"):
-        jax.block_until_ready(gradient(capped))
+    assert jnp.all(jnp.isnan(gradient(capped)))  # the adjoint failed: NaN, never a wrong gradient
     # With room to converge, CG's gradient equals the dense one.
     free = jn.Physics(net, task.inputs, task.outputs, task.ground, task.x_train, task.y_train, jn.Solver("cg"))
     np.testing.assert_allclose(gradient(free), gradient(exact), rtol=1e-7, atol=1e-12)

@@ -57,8 +57,9 @@ class Rule(eqx.Module):
 
     @property
     def bounds(self) -> tuple[Any, Any]:
-        """`(k_min, k_max)`: the conductance range the rule keeps `k` in."""
-        return self.k_min, self.k_max
+        """`(k_min, k_max)`: the conductance range the rule keeps `k` in (`(0, inf)` for a rule
+        without `k_min`, `k_max` fields)."""
+        return getattr(self, "k_min", 0.0), getattr(self, "k_max", float("inf"))
 
 
 def clip(k, k_min, k_max):
