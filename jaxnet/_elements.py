@@ -192,14 +192,19 @@ def _junction(v, i_s, n, g):
     return i_s * jnp.expm1(v / n) + g * v
 
 
+@jax.custom_jvp
 def _junction_voltage(drop, k, i_s, n, g):
     """The junction voltage `v` of a diode edge: `_junction(v) = k (drop - v)`.
 
     Newton's method on `h(v) = _junction(v) - k (drop - v)`, convex and increasing, started
     above the root (at `min(drop, n log(1 + k drop / I_s))` for a forward drop, 0 for a reverse
     one): it then descends monotonically onto the root without overshooting.
+
+    Differentiable to any order, in every mode, by implicit differentiation of `h(v) = 0`
+    (the rule below), never through the iterations: the rule is built from this function
+    itself and plain arithmetic, so differentiating it again is implicit differentiation
+    again (what `jax.hessian` of a state, `jacfwd` over `grad` or `grad` over `grad`, needs).
     """
-    drop, k = jax.lax.stop_gradient((drop, k))
     start = jnp.where(drop > 0, jnp.minimum(drop, n * jnp.log1p(k * jnp.maximum(drop, 0) / i_s)), 0.0)
 
     def step(_, v):
@@ -209,24 +214,26 @@ def _junction_voltage(drop, k, i_s, n, g):
     return jax.lax.fori_loop(0, _JUNCTION_STEPS, step, start)
 
 
-@jax.custom_jvp
-def _diode_current(drop, k, i_s, n, g):
-    # The junction's current at `v`, not `k (drop - v)`: when the resistor's share of the drop
-    # is tiny, `drop - v` cancels and would cost the current its relative accuracy.
-    return _junction(_junction_voltage(drop, k, i_s, n, g), i_s, n, g)
-
-
-@_diode_current.defjvp
-def _diode_current_jvp(primals, tangents):
-    # Implicit differentiation of `_junction(v) = k (drop - v)`, never through the iterations.
+@_junction_voltage.defjvp
+def _junction_voltage_jvp(primals, tangents):
+    # `dh = 0`: `(g_j + k) dv = k d_drop + u d_k - d_junction`, with `g_j` the junction's
+    # conductance, `u = drop - v` the resistor's drop and `d_junction` the junction current's
+    # change with its own parameters at fixed `v`. `u` is taken as `_junction(v) / k`, equal
+    # to `drop - v` at the root (so are all its derivatives along the root) and free of the
+    # cancellation `drop - v` suffers when the resistor's share of the drop is tiny.
     drop, k, i_s, n, g = primals
     d_drop, d_k, d_i_s, d_n, d_g = tangents
     v = _junction_voltage(drop, k, i_s, n, g)
     current, d_junction = jax.jvp(lambda a, b, c: _junction(v, a, b, c), (i_s, n, g), (d_i_s, d_n, d_g))
-    resistor_drop = current / k
     g_junction = i_s / n * jnp.exp(v / n) + g
-    dv = (k * d_drop + resistor_drop * d_k - d_junction) / (k + g_junction)
-    return current, k * (d_drop - dv) + resistor_drop * d_k
+    return v, (k * d_drop + current / k * d_k - d_junction) / (k + g_junction)
+
+
+def _diode_current(drop, k, i_s, n, g):
+    # The junction's current at `v`, not `k (drop - v)`: when the resistor's share of the drop
+    # is tiny, `drop - v` cancels and would cost the current its relative accuracy. Its
+    # derivatives, `g_j dv` plus the parameters' share, have no such cancellation either.
+    return _junction(_junction_voltage(drop, k, i_s, n, g), i_s, n, g)
 
 
 class _Diode:
@@ -241,12 +248,13 @@ class _Diode:
     @staticmethod
     def cocontent(el, drop, k):
         # Series co-contents at the shared current: `k u² / 2` for the resistor (drop `u`) plus
-        # the junction's. `v` minimizes their sum, so (envelope theorem) it is held constant
-        # here and the first derivatives in `drop`, `k` and the parameters stay exact. `u`
-        # takes its value from the junction's current (no cancellation) and its derivatives
-        # from `drop - v`.
+        # the junction's. `v` minimizes their sum, so (envelope theorem) its own derivative
+        # drops out of the first derivatives in `drop`, `k` and the parameters; it stays in
+        # the second ones (the series conductance `k g_j / (k + g_j)`, not `k`), so `v` is
+        # differentiated (implicitly, `_junction_voltage`). `u` takes its value from the
+        # junction's current (no cancellation) and its derivatives from `drop - v`.
         i_s, n, g = _Diode._params(el)
-        v = jax.lax.stop_gradient(_junction_voltage(drop, k, i_s, n, g))
+        v = _junction_voltage(drop, k, i_s, n, g)
         u = drop - v
         u = u + jax.lax.stop_gradient(_junction(v, i_s, n, g) / k - u)
         return 0.5 * k * u**2 + i_s * (n * jnp.expm1(v / n) - v) + 0.5 * g * v**2

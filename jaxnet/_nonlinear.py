@@ -136,8 +136,41 @@ def _equilibrium(diff, net, free, guess, solver):
 
 @_equilibrium.def_fwd
 def _equilibrium_fwd(perturbed, diff, net, free, guess, solver):
-    out = _equilibrium.fn(diff, net, free, guess, solver)
+    # `_implicit`, not `_newton`: a second derivative (`jax.hessian`, `jacfwd` or `jacrev`
+    # over `grad`) differentiates this forward pass too, and must meet implicit derivatives
+    # of the states there, in either mode (reverse mode cannot go through Newton's loop).
+    out = _implicit(diff, net=net, free=free, guess=guess, solver=solver)
     return out, out[0]
+
+
+@eqx.filter_custom_jvp
+def _implicit(diff, *, net, free, guess, solver):
+    """`_newton`, differentiable to any order in either mode by the implicit function theorem."""
+    k, boundary = diff
+    return _newton(net, k, free, boundary, guess, solver)
+
+
+@_implicit.def_jvp
+def _implicit_jvp(primals, tangents, *, net, free, guess, solver):
+    # With F(V; k, boundary) = 0 the current law at the free nodes and J = ∂F/∂V:
+    # J dV = -(∂F/∂k dk + ∂F/∂boundary dboundary) at the free nodes, dV = dboundary at the
+    # fixed ones. Linear in the tangents (so reverse mode transposes it), and built from
+    # `_implicit` itself, so differentiating it again is implicit differentiation again.
+    # The solve's matrix is the one `_equilibrium_bwd`'s adjoint solve checks.
+    ((k, boundary),), ((t_k, t_boundary),) = primals, tangents
+    out = _implicit((k, boundary), net=net, free=free, guess=guess, solver=solver)
+    v = out[0]
+    t_k = jnp.zeros_like(k) if t_k is None else t_k
+    t_boundary = jnp.zeros_like(boundary) if t_boundary is None else t_boundary
+
+    def residual(k, boundary):
+        u = free * v + (1 - free) * boundary
+        return free * outflow(net, net.elements.current(edge_drops(net, u), k))
+
+    r_dot = jax.jvp(residual, (k, boundary), (t_k, t_boundary))[1]
+    g = net.elements.conductance(edge_drops(net, v), k)
+    x, _ = _step_solve(net, g, free, -r_dot, solver)
+    return out, (free * x + (1 - free) * t_boundary, jax.tree.map(lambda _: None, out[1]))
 
 
 @_equilibrium.def_bwd
