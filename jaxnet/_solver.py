@@ -479,4 +479,4 @@ def _solve_checked(net, k, fixed_nodes, fixed_values, method):
         voltages = fixed_values.astype(dtype) @ response.T
     result = first_failure(RESULTS.where(bad_k, RESULTS.bad_conductance, RESULTS.successful), info.result)
     info = SolveInfo(jnp.max(info.iterations), jnp.max(info.residual), info.tolerance, result)
-    return jnp.where(failed(result), jnp.nan, voltages), info
+    return jnp.where(bad_k, jnp.nan, voltages), info
