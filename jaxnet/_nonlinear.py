@@ -54,7 +54,7 @@ def _newton(net: Network, k, free, boundary, guess, solver: Solver):
     reported in `info.result` (the worst over the examples), never raised.
     """
     el, dtype = net.elements, boundary.dtype
-    rtol, atol, eps = solver.tolerance(dtype), solver.atol, jnp.finfo(dtype).eps
+    rtol, atol, eps = solver.newton_tolerance(dtype), solver.atol, jnp.finfo(dtype).eps
     batch = boundary.shape[0]
 
     def residual(v):

@@ -34,6 +34,7 @@ from __future__ import annotations
 from typing import Literal
 
 import equinox as eqx
+import jax
 from equinox.internal import unvmap_any
 import jax.numpy as jnp
 import numpy as np
@@ -52,18 +53,30 @@ class Solver(eqx.Module):
 
     `method="cg"` is short for `method=jn.Solver("cg")`. Every solve (forward, and the adjoint
     solve of a gradient) is checked against its *true* residual: with `r = b - A x` for each
-    right-hand side `b`, it must hold that `||r|| <= rtol ||b|| + atol`, or the solve fails
-    with an error naming the tolerance (`equinox`'s runtime error under `jit`/`vmap`).
+    right-hand side `b`, it must hold at every node `i` that
+    `|r_i| <= rtol (|A| |x| + |b|)_i + atol` (the componentwise backward error of Oettli and
+    Prager: the current imbalance at a node against the currents through it), or the solve
+    fails (`jn.RESULTS`; `jn.SolverError` on the host). The dense path also refines its
+    solution once with the same Cholesky factor and fails when that step moves `x` by more
+    than `forward_rtol` (relative, per column): the step estimates the forward error, so a
+    problem too ill-conditioned for the precision is refused, not answered wrongly.
 
     **Fields** (all static: changing one recompiles):
 
     - `method`: ``"auto"`` (``"dense"`` up to `dense_max_nodes` nodes, ``"cg"`` above),
       ``"dense"`` (Cholesky) or ``"cg"`` (Jacobi-preconditioned conjugate gradients).
-    - `rtol`: relative tolerance on the true residual; None for the default of the dtype,
-      1e-4 in float32 and 1e-10 in float64. CG iterates until it is met.
+    - `rtol`: componentwise relative tolerance on the true residual (above); None for the
+      default of the dtype, `8 eps` (about 9.5e-7) in float32 and 1e-10 in float64: what a
+      backward-stable direct solve meets, with room for the rounding of the residual itself.
+      CG iterates until it is met. (Newton's default on the current imbalance of a nonlinear
+      network stays 1e-4 in float32; a given `rtol` serves both.)
     - `atol`: absolute tolerance on the true residual (amperes, the units of `A x`), default 0.
     - `max_steps`: CG iteration cap; None for `4 * n_nodes`. Reaching it unconverged is an error.
     - `dense_max_nodes`: the size rule of ``"auto"``.
+    - `refine`: steps of iterative refinement on the dense path (same factor), default 1.
+    - `forward_rtol`: largest relative correction `max|dx| / max|x|` per column the last
+      refinement step may make (an estimate of the forward error of the direct solve); None
+      for the default of the dtype, 1e-3 in float32 and 1e-7 in float64.
     - `residual_every`: CG recomputes its true residual `b - A x` every this many iterations
       (and whenever its recurrence says it has converged), so rounding in the recurrence
       cannot fake convergence.
@@ -77,6 +90,8 @@ class Solver(eqx.Module):
     atol: float = eqx.field(static=True, default=0.0)
     max_steps: int | None = eqx.field(static=True, default=None)
     dense_max_nodes: int = eqx.field(static=True, default=200)
+    refine: int = eqx.field(static=True, default=1)
+    forward_rtol: float | None = eqx.field(static=True, default=None)
     residual_every: int = eqx.field(static=True, default=50)
     newton_steps: int = eqx.field(static=True, default=50)
 
@@ -85,6 +100,10 @@ class Solver(eqx.Module):
             raise ValueError(f"method must be 'auto', 'dense' or 'cg'; got {self.method!r}.")
         if self.rtol is not None and not self.rtol > 0:
             raise ValueError(f"rtol must be > 0 (or None for the dtype's default); got {self.rtol}.")
+        if self.forward_rtol is not None and not self.forward_rtol > 0:
+            raise ValueError(f"forward_rtol must be > 0 (or None for the dtype's default); got {self.forward_rtol}.")
+        if not (isinstance(self.refine, int) and self.refine >= 0):
+            raise ValueError(f"refine must be an int >= 0; got {self.refine!r}.")
         if not self.atol >= 0:
             raise ValueError(f"atol must be >= 0; got {self.atol}.")
         for name in ("max_steps", "residual_every", "newton_steps"):
@@ -110,10 +129,23 @@ class Solver(eqx.Module):
         return self.method
 
     def tolerance(self, dtype) -> float:
-        """`rtol`, or its default for `dtype` (1e-4 in float32, 1e-10 in float64)."""
+        """`rtol`, or its default for `dtype` (`8 eps` = 2**-20 in float32, 1e-10 in float64)."""
+        if self.rtol is not None:
+            return self.rtol
+        return 8 * float(jnp.finfo(dtype).eps) if jnp.finfo(dtype).eps > 1e-10 else 1e-10
+
+    def newton_tolerance(self, dtype) -> float:
+        """Newton's relative tolerance on each node's current imbalance: `rtol`, or its
+        default for `dtype` (1e-4 in float32, 1e-10 in float64)."""
         if self.rtol is not None:
             return self.rtol
         return 1e-4 if jnp.finfo(dtype).eps > 1e-10 else 1e-10
+
+    def forward_tolerance(self, dtype) -> float:
+        """`forward_rtol`, or its default for `dtype` (1e-3 in float32, 1e-7 in float64)."""
+        if self.forward_rtol is not None:
+            return self.forward_rtol
+        return 1e-3 if jnp.finfo(dtype).eps > 1e-10 else 1e-7
 
 
 def as_solver(method: Method | Solver) -> Solver:
@@ -146,6 +178,17 @@ def system_apply(
     return f * laplacian_apply(net, k, f * x) + (1 - f) * x
 
 
+def abs_system_apply(
+    net: Network, k: Float[Array, " edges"], free: Float[Array, " nodes"], x: Float[Array, "nodes cols"]
+) -> Float[Array, "nodes cols"]:
+    """`|A(k)| @ |x|`, matrix-free: at a free node `d_i |x_i| + sum_j k_ij |x_j|` over free
+    neighbours `j` (the currents through the node's edges, bounded), `|x_i|` at a fixed node."""
+    f = free[:, None]
+    y = f * jnp.abs(x)
+    through = k[:, None] * (y[net.senders] + y[net.receivers])
+    return f * jnp.zeros_like(x).at[net.senders].add(through).at[net.receivers].add(through) + (1 - f) * jnp.abs(x)
+
+
 def system_matrix(
     net: Network, k: Float[Array, " edges"], free: Float[Array, " nodes"]
 ) -> Float[Array, "nodes nodes"]:
@@ -173,8 +216,10 @@ class SolveInfo(eqx.Module):
     """Diagnostics of one solve.
 
     - `iterations`: CG iterations (0 on the dense path; Newton iterations with elements).
-    - `residual`: the worst relative true residual `||b - A x|| / ||b||` over the columns.
-    - `tolerance`: the relative residual the solve had to reach.
+    - `residual`: the componentwise backward error reached, the largest
+      `|b - A x|_i / (|A| |x| + |b|)_i` over nodes and columns (Newton: the worst current
+      imbalance relative to the current through the node).
+    - `tolerance`: the backward error the solve had to reach (`rtol`).
     - `result`: `RESULTS.successful`, or why the solve failed (see `jn.RESULTS`).
     """
 
@@ -184,43 +229,58 @@ class SolveInfo(eqx.Module):
     result: RESULTS
 
 
-def _checked(x, b, r_norm, rtol, atol, path, singular, check):
-    """`(x, SolveInfo fields but iterations)`: the solve's result code from its own checks.
+def _checked(x, excess, backward, rtol, path, singular, check):
+    """`(x, backward error, tolerance, result)`: the solve's result code from its own checks.
 
-    With `check`, a failed solve's `x` is NaN (never a plausible wrong number); without it
-    (Newton's steps, which need no exact solves) `x` is returned as computed.
+    `excess` `(cols,)`: each column's worst `|r_i| - rtol (|A||x| + |b|)_i - atol` (and, dense,
+    its refinement estimate against `forward_rtol`: see `_excess`); `backward` `(cols,)` its
+    componentwise backward error. With `check`, a failed solve's `x` is NaN (never a plausible
+    wrong number); without it (Newton's steps, which need no exact solves) `x` is returned as
+    computed.
     """
-    b_norm = jnp.linalg.norm(b, axis=0)
     finite = jnp.all(jnp.isfinite(x))
     residual_code = RESULTS.cg_residual if path == "cg" else RESULTS.dense_residual
     result = first_failure(
         RESULTS.where(finite, RESULTS.successful, RESULTS.nonfinite),
         RESULTS.where(jnp.asarray(singular), RESULTS.singular, RESULTS.successful),
-        RESULTS.where(_within(r_norm, b_norm, rtol, atol), RESULTS.successful, residual_code),
+        RESULTS.where(_within(excess), RESULTS.successful, residual_code),
     )
     if check:
         x = jnp.where(failed(result), jnp.nan, x)
-    relative = jnp.max(r_norm / jnp.maximum(b_norm, jnp.finfo(b.dtype).tiny))
-    return x, relative, jnp.asarray(rtol, b.dtype), result
+    return x, jnp.max(backward), jnp.asarray(rtol, x.dtype), result
 
 
-def _within(r_norm, b_norm, rtol, atol):
-    """True when every column's residual norm meets the tolerance: `||r|| <= rtol ||b|| + atol`."""
-    return jnp.all(r_norm <= rtol * b_norm + atol)
+def _within(excess):
+    """True when every column meets the tolerance (`excess <= 0`, see `_excess`)."""
+    return jnp.all(excess <= 0)
 
 
-def _pcg(matvec, b, x0, inv_diag, rtol, atol, max_steps, residual_every):
+def _excess(r, scale, rtol, atol):
+    """Per column: `max_i |r_i| - rtol scale_i - atol` (<= 0: accepted; NaN counts as refused),
+    and the componentwise backward error `max_i |r_i| / scale_i`, with `scale = |A| |x| + |b|`.
+
+    The Oettli-Prager test: `x` solves `(A + dA) x = b + db` with `|dA| <= rtol |A|` and
+    `|db| <= rtol |b|`. Node by node, so a part of the network joined to the rest only by weak
+    conductances is held to the currents through ITS edges, not to the network's largest.
+    """
+    excess = jnp.max(jnp.abs(r) - rtol * scale - atol, axis=0)
+    backward = jnp.max(jnp.abs(r) / jnp.maximum(scale, jnp.finfo(r.dtype).tiny), axis=0)
+    return jnp.where(jnp.isnan(excess), jnp.inf, excess), backward
+
+
+def _pcg(matvec, b, x0, inv_diag, rtol, atol, max_steps, residual_every, abs_matvec):
     """Jacobi-preconditioned CG on all columns of `b` at once (each column its own step sizes).
 
     Runs in cycles of at most `residual_every` iterations, each ending with the true residual
-    `b - A x`: the stopping rule reads the TRUE residual, `<= rtol ||b|| + atol` for every
-    column (or `max_steps` iterations). A column whose recurrence residual claims convergence
+    `b - A x`: the stopping rule reads the TRUE residual, componentwise,
+    `|r_i| <= rtol (|A||x| + |b|)_i + atol` at every node of every column (or `max_steps`
+    iterations); `abs_matvec(x)` is `|A| |x|`. Within a cycle the recurrence residual is held
+    to the bound of the cycle's start. A column whose recurrence residual claims convergence
     that the true residual denies (rounding drift) restarts from its true residual.
 
-    **Returns:** `(x, iterations, true residual norms per column)`.
+    **Returns:** `(x, iterations, (excess, backward error) per column)` (see `_excess`).
     """
     tiny = jnp.finfo(b.dtype).tiny
-    threshold = rtol * jnp.linalg.norm(b, axis=0) + atol
 
     def iterate(carry):
         x, r, p, rz, step = carry
@@ -234,33 +294,37 @@ def _pcg(matvec, b, x0, inv_diag, rtol, atol, max_steps, residual_every):
         beta = jnp.where(rz > tiny, rz_new / jnp.where(rz > tiny, rz, 1), 0)
         return x, r, z + beta * p, rz_new, step + 1
 
+    def measure(x):
+        true_r = b - matvec(x)
+        return (true_r,) + _excess(true_r, abs_matvec(x) + jnp.abs(b), rtol, atol)
+
     def cycle(carry):
-        x, r, p, rz, step, _ = carry
+        x, r, p, rz, step, _, _ = carry
         end = jnp.minimum(step + residual_every, max_steps)
+        threshold = rtol * (abs_matvec(x) + jnp.abs(b)) + atol
 
         def going(c):
-            return (c[4] < end) & jnp.any(jnp.linalg.norm(c[1], axis=0) > threshold)
+            return (c[4] < end) & jnp.any(jnp.abs(c[1]) > threshold)
 
         x, r, p, rz, step = lax.while_loop(going, iterate, (x, r, p, rz, step))
-        true_r = b - matvec(x)
-        r_norm = jnp.linalg.norm(true_r, axis=0)
+        true_r, excess, backward = measure(x)
         # Where the recurrence claims convergence that the true residual denies (rounding drift),
         # restart that column from its true residual; elsewhere the iteration goes on untouched.
-        restart = (jnp.linalg.norm(r, axis=0) <= threshold) & (r_norm > threshold)
+        restart = jnp.all(jnp.abs(r) <= threshold, axis=0) & (excess > 0)
         z = inv_diag[:, None] * true_r
         r, p = jnp.where(restart, true_r, r), jnp.where(restart, z, p)
         rz = jnp.where(restart, jnp.sum(true_r * z, axis=0), rz)
-        return x, r, p, rz, step, r_norm
+        return x, r, p, rz, step, excess, backward
 
     def not_done(carry):
-        step, r_norm = carry[4], carry[5]
-        return (step < max_steps) & jnp.any(r_norm > threshold)
+        step, excess = carry[4], carry[5]
+        return (step < max_steps) & jnp.any(excess > 0)
 
-    r0 = b - matvec(x0)
+    r0, excess0, backward0 = measure(x0)
     z0 = inv_diag[:, None] * r0
-    init = (x0, r0, z0, jnp.sum(r0 * z0, axis=0), jnp.zeros((), jnp.int32), jnp.linalg.norm(r0, axis=0))
-    x, _, _, _, steps, r_norm = lax.while_loop(not_done, cycle, init)
-    return x, steps, r_norm
+    init = (x0, r0, z0, jnp.sum(r0 * z0, axis=0), jnp.zeros((), jnp.int32), excess0, backward0)
+    x, _, _, _, steps, excess, backward = lax.while_loop(not_done, cycle, init)
+    return x, steps, (excess, backward)
 
 
 def solve_system(
@@ -301,6 +365,7 @@ def solve_system(
     solver = as_solver(method)
     route = solver.resolve(net.n_nodes, warm=x0 is not None)
     rtol, atol = solver.tolerance(rhs.dtype), solver.atol
+    forward_rtol = solver.forward_tolerance(rhs.dtype)
 
     def matvec(x):
         return system_apply(net, k, free, x)
@@ -315,18 +380,34 @@ def solve_system(
         return a, chol, singular
 
     def dense(factors, b):
+        """Cholesky solve, `solver.refine` steps of iterative refinement with the same factor,
+        and `(x, (excess, backward error), singular)`. The last refinement step's correction
+        estimates the forward error of the solve; above `forward_rtol` it counts as a failure."""
         a, chol, singular = factors
-        y = lax.linalg.triangular_solve(chol, b, left_side=True, lower=True)
-        x = lax.linalg.triangular_solve(chol, y, left_side=True, lower=True, transpose_a=True)
-        return x, jnp.linalg.norm(b - a @ x, axis=0), singular
+
+        def cho_solve(rhs):
+            y = lax.linalg.triangular_solve(chol, rhs, left_side=True, lower=True)
+            return lax.linalg.triangular_solve(chol, y, left_side=True, lower=True, transpose_a=True)
+
+        x = cho_solve(b)
+        change = jnp.zeros(b.shape[1], b.dtype)
+        for _ in range(solver.refine):
+            dx = cho_solve(b - a @ x)
+            x = x + dx
+            change = jnp.max(jnp.abs(dx), axis=0) / jnp.maximum(jnp.max(jnp.abs(x), axis=0), jnp.finfo(b.dtype).tiny)
+        excess, backward = _excess(b - a @ x, jnp.abs(a) @ jnp.abs(x) + jnp.abs(b), rtol, atol)
+        # A column whose refinement step moved it by more than forward_rtol fails as well.
+        excess = jnp.where(change > forward_rtol, jnp.maximum(excess, change), excess)
+        return x, (excess, backward), singular
 
     max_steps = 4 * net.n_nodes if solver.max_steps is None else solver.max_steps
     inv_diag = 1.0 / system_diagonal(net, k_const, free)
     const_mv = lambda x: system_apply(net, k_const, free, x)  # noqa: E731
+    abs_mv = lambda x: abs_system_apply(net, k_const, free, x)  # noqa: E731
 
     def cg(b, guess):
-        x, steps, r_norm = _pcg(const_mv, b, guess, inv_diag, rtol, atol, max_steps, solver.residual_every)
-        return jnp.where(free[:, None] > 0, x, b), steps, r_norm  # fixed rows of A are identity
+        x, steps, measured = _pcg(const_mv, b, guess, inv_diag, rtol, atol, max_steps, solver.residual_every, abs_mv)
+        return jnp.where(free[:, None] > 0, x, b), steps, measured  # fixed rows of A are identity
 
     shared = factor() if route == "dense" else None  # one factorization for forward and adjoint
 
@@ -337,24 +418,23 @@ def solve_system(
 
         def solve(_, b):
             if path == "dense":
-                x, r_norm, singular = dense(factor() if shared is None else shared, b)
+                x, measured, singular = dense(factor() if shared is None else shared, b)
                 steps = jnp.zeros((), jnp.int32)
             else:
-                x, steps, r_norm = cg(b, jnp.zeros_like(b) if init is None else lax.stop_gradient(init))
+                x, steps, measured = cg(b, jnp.zeros_like(b) if init is None else lax.stop_gradient(init))
                 singular = jnp.array(False)
             if path == "cg+dense":
                 # CG first (fast from a warm start); where it fails its check, dense Cholesky.
                 # The branch runs only when some instance of a vmapped batch failed, and each
                 # instance keeps its own CG answer unless it failed, so batching changes nothing.
-                cg_failed = ~(_within(r_norm, jnp.linalg.norm(b, axis=0), rtol, atol) & jnp.all(jnp.isfinite(x)))
+                cg_failed = ~(_within(measured[0]) & jnp.all(jnp.isfinite(x)))
 
-                def fallback(x, r_norm, singular):
-                    xd, rd, sd = dense(factor(), b)
-                    pick = lambda d, c: jnp.where(cg_failed, d, c)  # noqa: E731
-                    return pick(xd, x), pick(rd, r_norm), pick(sd, singular)
+                def fallback(x, measured, singular):
+                    xd, md, sd = dense(factor(), b)
+                    return jax.tree.map(lambda d, c: jnp.where(cg_failed, d, c), (xd, md, sd), (x, measured, singular))
 
-                x, r_norm, singular = lax.cond(unvmap_any(cg_failed), fallback, lambda *a: a, x, r_norm, singular)
-            x, relative, tolerance, result = _checked(x, b, r_norm, rtol, atol, path, singular, check or adjoint)
+                x, measured, singular = lax.cond(unvmap_any(cg_failed), fallback, lambda *a: a, x, measured, singular)
+            x, relative, tolerance, result = _checked(x, *measured, rtol, path, singular, check or adjoint)
             return x, SolveInfo(steps, relative, tolerance, result)
 
         return solve

@@ -341,8 +341,9 @@ def test_cg_iteration_cap_is_an_error(key, transform, x64):
 def test_float32_gradient_on_six_decades_is_an_error_not_a_wrong_answer(method, transform, x64):
     """The issue's case: a grid whose conductances span six decades, float32, a gradient.
 
-    On one decade the float32 gradient agrees with float64; on six decades the float32 adjoint
-    solve cannot satisfy Kirchhoff's law to the default tolerance, and says so.
+    On one decade the float32 gradient agrees with float64; on six decades float32 Cholesky is
+    3e-3 off, its refinement step sees it, and the dense solve refuses (NaN under jit, never a
+    wrong gradient); CG meets the componentwise test and its gradient is right.
     """
     def gradient(net, k, fixed, values):
         w = jax.random.normal(jax.random.key(1), (net.n_nodes,), jnp.float32).astype(k.dtype)
@@ -359,8 +360,11 @@ def test_float32_gradient_on_six_decades_is_an_error_not_a_wrong_answer(method, 
         f = jax.jit(f)
     elif transform == "vmap":
         f, arg = jax.jit(jax.vmap(f)), jnp.stack([k, k])
-    # The forward solve may pass; the adjoint cannot: the gradient is NaN, not a wrong number.
-    assert jnp.all(jnp.isnan(f(arg)))
+    g64 = gradient(net, k.astype(jnp.float64), fixed, values)
+    if method == "cg":  # measured 4e-6 off float64: refusing it would be a false refusal
+        assert float(jnp.abs(jnp.reshape(f(arg), (-1, k.shape[0]))[0] - g64).max() / jnp.abs(g64).max()) < 1e-3
+        return
+    assert jnp.all(jnp.isnan(f(arg)))  # refused: NaN, not a gradient 3e-3 off
     assert jnp.all(jnp.isfinite(gradient(net, k.astype(jnp.float64), fixed, values)))  # float64 copes
 
 
