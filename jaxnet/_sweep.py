@@ -39,11 +39,12 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import rules as rules_module
-from ._checkpoint import _progress_bar, atomic_write, load_tree, read_meta, save_tree
+from ._checkpoint import (SweepError, _progress_bar, atomic_write, jaxnet_version, load_tree, read_meta, save_tree,
+                          version_mismatch)
 from ._config import COLUMNS, SCHEMA, ConfigError, SweepConfig, load_config
 from ._generators import disordered_network, random_graph, square_lattice, triangular_lattice
 from ._network import Network
-from ._results import JaxnetError
+from ._results import RESULTS, describe
 from ._tasks import allostery_task, iris_task, regression_task
 from ._solver import Solver
 from ._train import TrainState, initial_state, train
@@ -55,10 +56,6 @@ STATIC = tuple(
 TRACED = tuple(
     key for section, keys in SCHEMA.items() for key, spec in keys.items() if spec.grid and not spec.static
 )
-
-
-class SweepError(JaxnetError, ValueError):
-    """A sweep that cannot start: its directory holds another sweep, or other files."""
 
 
 # ------------------------------------------------------------------ building one run
