@@ -630,8 +630,12 @@ def sweep(
                 codes = np.asarray(failure.result._value).astype(np.int64)
                 k_final = np.asarray(host_state.conductances)[: len(units)]
                 k_final = np.where((codes != 0)[:, None], np.nan, k_final)
-                # A failed run's state is frozen at its failed step: the steps come from the plan.
-                joined["step"] = np.broadcast_to(_logged_steps(lengths, log_every), joined["loss"].shape)
+                # A failed run's state is frozen at its failed step: the steps come from the plan
+                # (which the completed runs' own logged steps must match).
+                planned = np.broadcast_to(_logged_steps(lengths, log_every), joined["loss"].shape)
+                if not np.array_equal(joined["step"][codes == 0], planned[codes == 0]):
+                    raise RuntimeError(f"jaxnet: chunk {name} logged other steps than planned; please report this.")
+                joined["step"] = planned
                 _save_npz(os.path.join(chunk_dir, name + ".npz"), run=runs, k=k_final, failure=codes,
                           failed_step=np.asarray(failure.step), residual=np.asarray(failure.residual),
                           tolerance=np.asarray(failure.tolerance), k_low=np.asarray(failure.k_low),

@@ -453,3 +453,10 @@ def test_sweep_of_another_jaxnet_version_is_refused(failing_sweep, tmp_path):
     json.dump(saved, open(path, "w"))
     with pytest.raises(jn.SweepError, match="written by a jaxnet from before version stamps"):
         jn.sweep(FAIL, copy, quiet=True)
+
+
+def test_plot_draws_completed_runs_and_counts_the_failed(failing_sweep, tmp_path):
+    _, table = failing_sweep
+    fig = jn.plot_sweep(table, str(tmp_path / "curves.png"), hue="alpha")
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert len(labels) == 2 and all(label.endswith("(2 failed runs not drawn)") for label in labels), labels
