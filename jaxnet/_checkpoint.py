@@ -15,7 +15,31 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._results import JaxnetError
+
+
+class SweepError(JaxnetError, ValueError):
+    """A sweep (or a checkpoint) that cannot start or resume: its directory holds another sweep,
+    or other files, or was written by another jaxnet version."""
+
+
 # ------------------------------------------------------------------ fingerprints
+
+
+def jaxnet_version() -> str:
+    """The installed jaxnet's version (what fingerprints and sweep directories record)."""
+    import importlib.metadata
+
+    return importlib.metadata.version("jaxnet")
+
+
+def version_mismatch(where: str, saved: str | None, what: str = "a checkpoint") -> SweepError:
+    """The error for `where` written by jaxnet `saved` (None: before versions were recorded)."""
+    written = f"jaxnet {saved}" if saved else "a jaxnet from before version stamps"
+    return SweepError(
+        f"{where} holds {what} written by {written}; this is jaxnet {jaxnet_version()}, which does not resume "
+        "another version's checkpoints (their states and files differ). Use another directory or path, or "
+        "--fresh (fresh=True) to delete it and start over.")
 
 
 def _describe(obj, depth: int = 0) -> str:
@@ -72,17 +96,20 @@ def _cell_filled(cell) -> bool:
 
 
 def fingerprint(**parts: Any) -> dict[str, str]:
-    """A digest of each named part of a run's configuration.
+    """A digest of each named part of a run's configuration, and the jaxnet version.
 
     Any pytree, equinox module (rule, task, network; static fields included), optax optimizer
     or plain value can be a part. Two runs with equal parts have equal digests, in any process;
-    comparing digests part by part says *which* part of a configuration changed.
+    comparing digests part by part says *which* part of a configuration changed. The entry
+    `jaxnet_version` (the version itself, not a digest) is added: a checkpoint written by
+    another jaxnet version is refused (`run_resumable`), since its states may differ.
 
     ```python
     fp = jn.fingerprint(rule=rule, task=task, net=net, steps=1000)
     ```
     """
-    return {name: hashlib.sha256(_describe(value).encode()).hexdigest()[:20] for name, value in parts.items()}
+    digests = {name: hashlib.sha256(_describe(value).encode()).hexdigest()[:20] for name, value in parts.items()}
+    return {**digests, "jaxnet_version": jaxnet_version()}
 
 
 def fingerprint_mismatch(saved: dict[str, str], current: dict[str, str]) -> list[str]:
@@ -204,15 +231,18 @@ def run_resumable(
     **Returns:** `(state, records)`: the final state, and the records as a dict of arrays
     stacked over segments (leading axis `n_segments`).
 
-    **Raises:** `ValueError` if `path` holds a checkpoint of a different run: other `config`
-    parts (named in the message), another state structure, shape or dtype, or another
-    `n_segments`.
+    **Raises:** `SweepError` (a `ValueError`) if `path` was written by another jaxnet version,
+    naming both; `ValueError` if it holds a checkpoint of a different run: other `config` parts
+    (named in the message), another state structure, shape or dtype, or another `n_segments`.
     """
     current = fingerprint(**(config or {}), n_segments=n_segments)
     records: list[dict] = []
     start = 0
     if os.path.exists(path):
-        differ = fingerprint_mismatch(read_meta(path).get("fingerprint", {}), current)
+        saved = read_meta(path).get("fingerprint", {})
+        if saved.get("jaxnet_version") != current["jaxnet_version"]:
+            raise version_mismatch(path, saved.get("jaxnet_version"))
+        differ = fingerprint_mismatch(saved, current)
         if differ:
             raise ValueError(
                 f"{path} holds a checkpoint of a different run ({', '.join(differ)} differ); "

@@ -48,6 +48,9 @@ def plot_sweep(
 ):
     """Learning curves of a sweep to a PNG: median over instances with the quartile band.
 
+    Curves are drawn over the completed runs; a curve whose runs include failed ones
+    (`status == "failed"`) says how many in its legend label.
+
     **Arguments:**
 
     - `table`: a results table (`jn.load_sweep(DIR)`), or a sweep directory.
@@ -98,8 +101,15 @@ def plot_sweep(
                 key = key if isinstance(key, tuple) else (key,)
                 if logx:
                     curves = curves[curves[x] > 0]
+                failed = 0
+                if "status" in curves.columns and "run" in curves.columns:
+                    # completed runs only: a failed run leaving the median midway would bend the curve
+                    failed = curves[curves.status == "failed"].run.nunique()
+                    curves = curves[curves.status == "ok"]
                 stats = curves.groupby(x)[y].quantile([0.25, 0.5, 0.75]).unstack()
                 label = ", ".join(_label_of(h, v) for h, v in zip(hue, key) if v is not None and v == v) or y
+                if failed:
+                    label += f" ({failed} failed runs not drawn)"
                 line, = ax.plot(stats.index, stats[0.5], label=label)
                 ax.fill_between(stats.index, stats[0.25], stats[0.75], color=line.get_color(), alpha=0.2, lw=0)
             if y in LOG_METRICS:

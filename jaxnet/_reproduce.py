@@ -90,7 +90,25 @@ def _fmt(q: dict, digits: int = 3) -> str:
 
 
 def _final(table):
-    return table[table.step == table.steps]
+    """The final rows of the runs that completed (a failed run has no row at the last step)."""
+    return table[(table.status == "ok") & (table.step == table.steps)]
+
+
+def _counts(part) -> dict[str, int]:
+    """How many runs `part` of a table holds, and how many of them failed: a median of its
+    final rows is over `runs - failed_runs` of them."""
+    status = part.groupby("run").status.first()
+    return dict(runs=int(len(status)), failed_runs=int((status == "failed").sum()))
+
+
+def _runs_cell(row: dict) -> str:
+    """`n` of a report row: completed runs, and the failed ones if any."""
+    done = row["runs"] - row["failed_runs"]
+    return f"{done}" + (f" ({row['failed_runs']} failed)" if row["failed_runs"] else "")
+
+
+_MEDIANS = ("*n* counts the completed runs, over which the medians are taken; failed runs (a solve that missed its "
+            "tolerance, ...; see *Failed runs*) are counted there, never silently dropped.")
 
 
 def _at_step(table, step):
@@ -105,16 +123,17 @@ def _at_step(table, step):
 
 def analyze_claim1(table, out_dir: str) -> dict:
     """C/C0 (and Iris accuracy) per task, size and p, at equal edge updates and equal steps."""
-    updates = float(_final(table).edge_updates.max())
+    updates = float((table.p * table.steps).max())  # the updates per edge every run is given
     sync_steps = int(table[table.p == 1].steps.max())
     rows = []
     for (n_nodes, task), part in table.groupby(["n_nodes", "task"], sort=True):
         final = _final(part)
         sync = final[final.p == 1].set_index("network_seed").normalized_loss
-        at_steps, used = _at_step(part[part.step <= sync_steps], sync_steps)
-        for p, runs in sorted(final.groupby("p"), key=lambda g: -g[0]):
+        at_steps, used = _at_step(part[(part.step <= sync_steps) & (part.status == "ok")], sync_steps)
+        for p, everyone in sorted(part.groupby("p"), key=lambda g: -g[0]):
+            runs = final[final.p == p]
             ratio = runs.set_index("network_seed").normalized_loss / sync
-            row = dict(task=task, n_nodes=int(n_nodes), p=float(p), edge_updates=updates,
+            row = dict(task=task, n_nodes=int(n_nodes), p=float(p), edge_updates=updates, **_counts(everyone),
                        loss_ratio=_quartiles(runs.normalized_loss),
                        vs_sync=_quartiles(ratio),
                        loss_ratio_equal_steps=_quartiles(at_steps[at_steps.p == p].normalized_loss),
@@ -149,8 +168,11 @@ def _trajectory_measures(config, table, final_k: dict, n_runs: int) -> list[dict
     is the fraction whose final levels equal the sweep's (vmapped float rounding may differ).
     """
     out = []
-    for _, runs in table.groupby("point", sort=True):
+    for _, everyone in table.groupby("point", sort=True):
+        runs = everyone[everyone.status == "ok"]  # a failed run has no whole trajectory
         run_ids = np.sort(runs.run.unique())[:n_runs]
+        if not len(run_ids):
+            continue
         inputs = [rebuild_run(config, int(r)) for r in run_ids]
         stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *inputs)
         kw = inputs[0].train_kwargs
@@ -168,6 +190,7 @@ def _trajectory_measures(config, table, final_k: dict, n_runs: int) -> list[dict
         measures = [stuck_measures(s) for s in states]
         first = runs.iloc[0]
         out.append(dict(task=first.task, p=float(first.p), runs=len(run_ids), steps=int(first.steps),
+                        failed_runs=_counts(everyone)["failed_runs"],
                         window_steps=int(states.shape[1] - 1) // 4,
                         trajectory_matches_sweep=float(np.mean(same_end)),
                         **{name: _quartiles([m[name] for m in measures]) for name in measures[0]},
@@ -182,16 +205,19 @@ def analyze_claim2(table, conductances: dict, config, out_dir: str, n_runs: int)
     what the network can learn at all.
     """
     baseline = []
-    for task, runs in _final(table[(table.rule == "gradient_descent") & (table.p == 1)]).groupby("task", sort=True):
-        row = dict(task=task, loss_ratio=_quartiles(runs.normalized_loss))
+    gd = table[(table.rule == "gradient_descent") & (table.p == 1)]
+    for task, everyone in gd.groupby("task", sort=True):
+        runs = _final(everyone)
+        row = dict(task=task, **_counts(everyone), loss_ratio=_quartiles(runs.normalized_loss))
         if task == "iris":
             row["test_accuracy"] = _quartiles(runs.test_accuracy)
         baseline.append(row)
     everything, table = table, table[table.rule == "discrete"]
     rows = []
-    for (task, p), runs in sorted(_final(table).groupby(["task", "p"]), key=lambda g: (g[0][0], -g[0][1])):
+    for (task, p), everyone in sorted(table.groupby(["task", "p"]), key=lambda g: (g[0][0], -g[0][1])):
+        runs = _final(everyone)
         sync = _final(table[(table.task == task) & (table.p == 1)]).set_index("network_seed").normalized_loss
-        row = dict(task=task, p=float(p), edge_updates=float(runs.edge_updates.max()),
+        row = dict(task=task, p=float(p), edge_updates=float(everyone.edge_updates.max()), **_counts(everyone),
                    loss_ratio=_quartiles(runs.normalized_loss),
                    vs_sync=_quartiles(runs.set_index("network_seed").normalized_loss / sync),
                    at_bound=_quartiles(runs.at_bound))
@@ -256,16 +282,21 @@ def analyze_claim3(desync, minibatch, conductances: dict, out_dir: str) -> dict:
 
     `conductances`: `{"desync": {run: k}, "minibatch": {run: k}}` final conductances.
     """
-    measures = {}
+    measures, counts = {}, {}
     sync = _final(desync)[lambda t: t.p == 1].groupby("network_seed").run.first()  # the reference run per network
+    nan = dict(spread=float("nan"), deviation=float("nan"), loss_ratio=float("nan"))
     for family, table in (("desync", desync), ("minibatch", minibatch)):
         k = conductances[family]
         final = _final(table)
         knob = "p" if family == "desync" else "batch_size"
-        for (value, net), runs in final.groupby([knob, "network_seed"], sort=True):
-            reference = conductances["desync"][int(sync[net])]
-            m = spread_over_keys(np.stack([k[int(r)] for r in runs.run]), reference)
-            m["loss_ratio"] = float(runs.normalized_loss.median())
+        for value, everyone in table.groupby(knob, sort=True):
+            counts[f"{family}:{_plain(value)}"] = _counts(everyone)
+        for (value, net), runs in table.groupby([knob, "network_seed"], sort=True):
+            runs = final[(final[knob] == value) & (final.network_seed == net)]  # completed runs only
+            reference = conductances["desync"][int(sync[net])] if net in sync.index else None
+            m = (spread_over_keys(np.stack([k[int(r)] for r in runs.run]), reference) if len(runs) >= 2
+                 else dict(nan))  # fewer than two completed keys: no spread (NaN, left out of the medians)
+            m["loss_ratio"] = float(runs.normalized_loss.median()) if len(runs) else float("nan")
             measures.setdefault((family, _plain(value)), []).append(m)
     summary = {f"{family}:{value}": {name: _quartiles([m[name] for m in ms]) for name in ms[0]}
                for (family, value), ms in measures.items()}
@@ -291,7 +322,7 @@ def analyze_claim3(desync, minibatch, conductances: dict, out_dir: str) -> dict:
     both = pd.concat([desync, minibatch], ignore_index=True)
     plot_sweep(both, os.path.join(out_dir, curves), x="edge_updates", hue=["p", "batch_size"],
                title="Claim 3: desync (full batch) and mini-batches (p = 1), same networks and k0")
-    return dict(summary=summary, matches=matches, figures=[figure, curves])
+    return dict(summary=summary, counts=counts, matches=matches, figures=[figure, curves])
 
 
 def _plain(value):
@@ -334,16 +365,19 @@ def _plot_claim3(summary, ps, bs, matches, path):
 def analyze_cl_vs_gd(table, out_dir: str) -> dict:
     """Cosine between the coupled-learning update and -grad against eta; CL and GD curves."""
     cl = table[table.rule == "coupled_learning"]
-    per_run = cl.dropna(subset=["cosine"]).groupby(["dtype", "eta", "run"]).cosine.median().reset_index()
-    first = cl[cl.step == 0].dropna(subset=["cosine"])
-    cosine = [dict(dtype=dtype, eta=float(eta), cosine=_quartiles(runs.cosine),
+    done = cl[cl.status == "ok"]  # completed runs: a failed run's cosines stop early
+    per_run = done.dropna(subset=["cosine"]).groupby(["dtype", "eta", "run"]).cosine.median().reset_index()
+    first = done[done.step == 0].dropna(subset=["cosine"])
+    cosine = [dict(dtype=dtype, eta=float(eta), **_counts(everyone),
+                   cosine=_quartiles(per_run[(per_run.dtype == dtype) & (per_run.eta == eta)].cosine),
                    cosine_at_start=_quartiles(first[(first.dtype == dtype) & (first.eta == eta)].cosine))
-              for (dtype, eta), runs in per_run.groupby(["dtype", "eta"], sort=True)]
+              for (dtype, eta), everyone in cl.groupby(["dtype", "eta"], sort=True)]
     final = _final(table)
     curves = [dict(dtype=dtype, rule=rule, eta=None if eta != eta else float(eta),
-                   learning_rate=None if lr != lr else float(lr), loss_ratio=_quartiles(runs.normalized_loss))
-              for (dtype, rule, eta, lr), runs in final.groupby(["dtype", "rule", "eta", "learning_rate"],
-                                                               dropna=False, sort=True)]
+                   learning_rate=None if lr != lr else float(lr), **_counts(everyone),
+                   loss_ratio=_quartiles(final[final.run.isin(everyone.run)].normalized_loss))
+              for (dtype, rule, eta, lr), everyone in table.groupby(["dtype", "rule", "eta", "learning_rate"],
+                                                                   dropna=False, sort=True)]
     figures = ["cl_vs_gd_cosine.png", "cl_vs_gd_curves.png"]
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
@@ -375,8 +409,10 @@ def analyze_cl_vs_gd(table, out_dir: str) -> dict:
 def _sweep_facts(sweep_dir: str, overrides: dict, table) -> dict:
     """A finished sweep's config, the overrides of this scale, its wall time, runs and devices."""
     config, metadata = (_read_json(os.path.join(sweep_dir, name)) for name in ("config.json", "metadata.json"))
+    failed = metadata.get("failed_runs", [])
     return dict(config=config, overrides=overrides, wall_s=sum(i["wall_s"] for i in metadata["invocations"]),
-                runs=int(table.run.nunique()), devices=metadata["devices"])
+                runs=int(table.run.nunique()), devices=metadata["devices"], failed_run_count=len(failed),
+                failed_runs=failed)
 
 
 def _claims_of(claims) -> list[str]:
@@ -469,8 +505,9 @@ def _reproduce(out_dir: str, scale: str, wanted: list[str], quiet: bool) -> dict
     import importlib.metadata
 
     devices = sorted({d for c in results.values() for s in c["sweeps"].values() for d in s["devices"]})
+    failed = sum(s["failed_run_count"] for c in results.values() for s in c["sweeps"].values())
     document = dict(paper=PAPER, scale=scale, jaxnet=importlib.metadata.version("jaxnet"), jax=jax.__version__,
-                    devices=devices, claims=results)
+                    devices=devices, failed_runs=failed, claims=results)
     with open(os.path.join(out_dir, "claims.json"), "w", encoding="utf-8") as f:
         json.dump(document, f, indent=1, default=_plain)
     with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
@@ -524,14 +561,15 @@ def _report_claim1(n: dict) -> str:
            f"**Measured:** C/C0 (training error relative to the start) after {n['edge_updates']:g} updates per "
            f"edge, median [quartiles] over networks; *vs sync* is the paired ratio (desync / sync, same "
            f"network) of final C/C0; *equal steps* is C/C0 at step {n['rows'][0]['equal_steps']} (where the "
-           "p = 1 run ends). Words: ratio <= 0.9 better, <= 1.1 the same, <= 2 somewhat worse, else worse.\n"]
+           "p = 1 run ends). Words: ratio <= 0.9 better, <= 1.1 the same, <= 2 somewhat worse, else worse. "
+           + _MEDIANS + "\n"]
     rows = []
     for r in n["rows"]:
         acc = _fmt(r["test_accuracy"], 2) if "test_accuracy" in r else ""
-        rows.append([r["task"], r["n_nodes"], f"{r['p']:g}", _fmt(r["loss_ratio"]), _fmt(r["vs_sync"]),
+        rows.append([r["task"], r["n_nodes"], f"{r['p']:g}", _runs_cell(r), _fmt(r["loss_ratio"]), _fmt(r["vs_sync"]),
                      "" if r["p"] == 1 else _verdict_ratio(r["vs_sync"]["median"]),
                      _fmt(r["loss_ratio_equal_steps"]), acc])
-    out.append(_table(["task", "nodes", "p", "C/C0, equal edge updates", "vs sync", "in words",
+    out.append(_table(["task", "nodes", "p", "n", "C/C0, equal edge updates", "vs sync", "in words",
                        "C/C0, equal steps", "test accuracy (Iris)"], rows))
     desync = [r for r in n["rows"] if r["p"] < 1]
     worse = [r for r in desync if r["vs_sync"]["median"] > 1.1]
@@ -554,17 +592,17 @@ def _report_claim2(n: dict) -> str:
            "**The paper:** in the experiment (discrete conductances), desynchronization *improves* performance, "
            "by letting the system explore the discretized state space instead of getting stuck.\n", _setup(n),
            "**Measured:** final C/C0 and Iris test accuracy at equal updates per edge (median [quartiles] over "
-           "instances; *vs sync* paired as in claim 1).\n"]
-    rows = [[r["task"], f"{r['p']:g}", _fmt(r["loss_ratio"]), _fmt(r["vs_sync"]),
+           "instances; *vs sync* paired as in claim 1). " + _MEDIANS + "\n"]
+    rows = [[r["task"], f"{r['p']:g}", _runs_cell(r), _fmt(r["loss_ratio"]), _fmt(r["vs_sync"]),
              "" if r["p"] == 1 else _verdict_ratio(r["vs_sync"]["median"]),
              _fmt(r["test_accuracy"], 2) if "test_accuracy" in r else "", _fmt(r["at_bound"], 2)]
             for r in n["rows"]]
-    out.append(_table(["task", "p", "final C/C0", "vs sync", "in words", "test accuracy (Iris)",
+    out.append(_table(["task", "p", "n", "final C/C0", "vs sync", "in words", "test accuracy (Iris)",
                        "fraction of edges at a bound"], rows))
     out.append("**Getting stuck**, measured on whole recorded trajectories (the sweep's runs repeated by hand) "
                "over the last quarter of each run (equal updates per edge): distinct network states visited, the "
                "fraction of an edge's moves that undo its previous move, the fraction of (edge, step) that move, "
-               "and the share of runs that end in an exact cycle (median cycle length).\n")
+               "and the share of runs that end in an exact cycle (median cycle length); completed runs only.\n")
     rows = [[s["task"], f"{s['p']:g}", s["runs"], _fmt(s["distinct_states"]), _fmt(s["undo_fraction"], 2),
              _fmt(s["move_rate"], 2), f"{s['periodic_fraction']:.0%}",
              f"{s['cycle_length']['median']:g}" if s["periodic_fraction"] else "-",
@@ -575,14 +613,16 @@ def _report_claim2(n: dict) -> str:
         acc = f", test accuracy {_fmt(b['test_accuracy'], 2)}" if "test_accuracy" in b else ""
         out.append(f"**What the network can learn at all ({b['task']}):** gradient descent (Adam, continuous "
                    f"conductances in the same range, same networks and updates) reaches C/C0 "
-                   f"{_fmt(b['loss_ratio'])}{acc}.\n")
+                   f"{_fmt(b['loss_ratio'])}{acc} (n = {_runs_cell(b)}).\n")
     for task in sorted({r["task"] for r in n["rows"]}):
         part = [r for r in n["rows"] if r["task"] == task]
         best = min(part, key=lambda r: r["loss_ratio"]["median"])
         sync = next(r for r in part if r["p"] == 1)
-        s_sync = next(s for s in n["stuck"] if s["task"] == task and s["p"] == 1)
-        s_best = next(s for s in n["stuck"] if s["task"] == task and s["p"] == best["p"])
-        if best["p"] == 1:
+        s_sync = next((s for s in n["stuck"] if s["task"] == task and s["p"] == 1), None)
+        s_best = next((s for s in n["stuck"] if s["task"] == task and s["p"] == best["p"]), None)
+        if s_sync is None or s_best is None:
+            out.append(f"**Finds ({task}):** not measured: every run of p = 1 or p = {best['p']:g} failed.\n")
+        elif best["p"] == 1:
             out.append(f"**Finds ({task}):** sync (p = 1) has the lowest median error "
                        f"({sync['loss_ratio']['median']:.3g}); desync does not improve it here.\n")
         else:
@@ -603,10 +643,11 @@ def _report_claim3(n: dict) -> str:
            "effects on the learning degrees of freedom.\n", _setup(n),
            "**Measured:** per network, over the noise keys (same network, same k0): the *spread* of the final "
            "conductances (RMS over edges of the std over keys of ln k), their *deviation* from the synchronous "
-           "full-batch run (RMS of Δ ln k), and the final C/C0; median [quartiles] over networks.\n"]
-    rows = [[key.split(":")[0], key.split(":")[1], _fmt(v["spread"]), _fmt(v["deviation"]), _fmt(v["loss_ratio"])]
-            for key, v in n["summary"].items()]
-    out.append(_table(["family", "p or b", "spread", "deviation", "final C/C0"], rows))
+           "full-batch run (RMS of Δ ln k), and the final C/C0; median [quartiles] over networks, each network's "
+           "measures over its completed runs. " + _MEDIANS + "\n"]
+    rows = [[key.split(":")[0], key.split(":")[1], _runs_cell(n["counts"][key]), _fmt(v["spread"]),
+             _fmt(v["deviation"]), _fmt(v["loss_ratio"])] for key, v in n["summary"].items()]
+    out.append(_table(["family", "p or b", "n (runs)", "spread", "deviation", "final C/C0"], rows))
     rows = [[f"{m['p']:g}", m["b_by_spread"], f"{m['spread_ratio']:.2g}", m["b_by_deviation"],
              f"{m['deviation_ratio']:.2g}", f"{m['loss_desync']:.3g}", f"{m['loss_minibatch']:.3g}"]
             for m in n["matches"]]
@@ -639,13 +680,14 @@ def _report_gd(n: dict) -> str:
     out = ["## Coupled learning against gradient descent\n", _setup(n),
            "**Measured:** the cosine between each logged coupled-learning update and -grad C (the exact gradient "
            "through the same solver), median over each run's logged steps, then median [quartiles] over runs; "
-           "and final C/C0 of both rules on the same networks.\n"]
-    rows = [[c["dtype"], f"{c['eta']:g}", _fmt(c["cosine"], 4), _fmt(c["cosine_at_start"], 4)] for c in n["cosine"]]
-    out.append(_table(["dtype", "eta", "cosine (run median)", "cosine at step 0"], rows))
+           "and final C/C0 of both rules on the same networks. " + _MEDIANS + "\n"]
+    rows = [[c["dtype"], f"{c['eta']:g}", _runs_cell(c), _fmt(c["cosine"], 4), _fmt(c["cosine_at_start"], 4)]
+            for c in n["cosine"]]
+    out.append(_table(["dtype", "eta", "n", "cosine (run median)", "cosine at step 0"], rows))
     rows = [[c["dtype"], c["rule"], "" if c["eta"] is None else f"{c['eta']:g}",
-             "" if c["learning_rate"] is None else f"{c['learning_rate']:g}", _fmt(c["loss_ratio"])]
+             "" if c["learning_rate"] is None else f"{c['learning_rate']:g}", _runs_cell(c), _fmt(c["loss_ratio"])]
             for c in n["curves"]]
-    out.append(_table(["dtype", "rule", "eta", "learning rate", "final C/C0"], rows))
+    out.append(_table(["dtype", "rule", "eta", "learning rate", "n", "final C/C0"], rows))
     for dtype in sorted({c["dtype"] for c in n["cosine"]}):
         part = [c for c in n["cosine"] if c["dtype"] == dtype]
         small, large = part[0], part[-1]
@@ -688,6 +730,31 @@ _DIFFERENCES = """## Where this simulation and the paper differ
 """
 
 
+def _failed_runs(claims: dict) -> str:
+    """Every failed run of the report's sweeps, per sweep and grid point, with its reason."""
+    out = ["## Failed runs\n"]
+    lines = []
+    for claim in claims.values():
+        for name, facts in claim["sweeps"].items():
+            by_point: dict[int, list] = {}
+            for f in facts.get("failed_runs", []):
+                by_point.setdefault(f["point"], []).append(f)
+            for point, failed in sorted(by_point.items()):
+                grid = ", ".join(f"{k}={v}" for k, v in failed[0]["grid"].items())
+                reasons = sorted({f"{f['failure']} at step {f['failed_step']}" for f in failed})
+                lines.append(f"- `{name}`, grid point {point}{' (' + grid + ')' if grid else ''}: {len(failed)} run(s) "
+                             f"failed ({'; '.join(reasons)}): runs {', '.join(str(f['run']) for f in failed)}. "
+                             f"First: {failed[0]['message']}")
+    if not lines:
+        out.append("None: every run of every sweep completed.\n")
+    else:
+        out.append("A failed run stopped at its failed step; it counts in the tables' *n* and is left out of the "
+                   "medians. `jn.rebuild_run(SWEEP_DIR, run)` rebuilds one to inspect it; "
+                   "`jaxnet sweep CONFIG --out SWEEP_DIR --retry-failed` reruns them.\n")
+        out.append("\n".join(lines) + "\n")
+    return "\n".join(out)
+
+
 def _report(document: dict) -> str:
     claims = document["claims"]
     head = [f"# Reproducing {document['paper']}\n",
@@ -699,4 +766,5 @@ def _report(document: dict) -> str:
     if not claims:
         head.append("No claim's sweeps are complete yet.\n")
     writers = {"1": _report_claim1, "2": _report_claim2, "3": _report_claim3, "gd": _report_gd}
-    return "\n".join(head + [writers[c](claims[c]) for c in CLAIMS if c in claims] + [_DIFFERENCES])
+    failures = [_failed_runs(claims)] if claims else []
+    return "\n".join(head + [writers[c](claims[c]) for c in CLAIMS if c in claims] + failures + [_DIFFERENCES])

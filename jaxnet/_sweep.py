@@ -39,11 +39,12 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import rules as rules_module
-from ._checkpoint import _progress_bar, atomic_write, load_tree, read_meta, save_tree
+from ._checkpoint import (SweepError, _progress_bar, atomic_write, jaxnet_version, load_tree, read_meta, save_tree,
+                          version_mismatch)
 from ._config import COLUMNS, SCHEMA, ConfigError, SweepConfig, load_config
 from ._generators import disordered_network, random_graph, square_lattice, triangular_lattice
 from ._network import Network
-from ._results import JaxnetError
+from ._results import RESULTS, describe
 from ._tasks import allostery_task, iris_task, regression_task
 from ._solver import Solver
 from ._train import TrainState, initial_state, train
@@ -55,10 +56,6 @@ STATIC = tuple(
 TRACED = tuple(
     key for section, keys in SCHEMA.items() for key, spec in keys.items() if spec.grid and not spec.static
 )
-
-
-class SweepError(JaxnetError, ValueError):
-    """A sweep that cannot start: its directory holds another sweep, or other files."""
 
 
 # ------------------------------------------------------------------ building one run
@@ -139,8 +136,11 @@ def rebuild_run(config: str | dict | SweepConfig, run: int) -> RunInputs:
     `jn.train(r.net, r.task, r.rule, r.k0, key=r.key, **r.train_kwargs)` repeats that run by
     hand (the engine runs it vmapped among others, so float results agree to rounding).
 
-    **Arguments:** `config` as for `sweep`; `run` a run id of the results table.
+    **Arguments:** `config` as for `sweep`, or a sweep's directory (its `config.json`, overrides
+    included); `run` a run id of the results table (e.g. a failed run's, from its summary).
     """
+    if isinstance(config, str) and os.path.isdir(config):
+        config = _config_of_dir(config)
     config = config if isinstance(config, SweepConfig) else load_config(config)
     points = config.points()
     n_instances = config.sweep["networks"] * config.sweep["seeds"]
@@ -389,8 +389,12 @@ def _chunk_name(group: int, chunk: int) -> str:
     return f"g{group:03d}-c{chunk:05d}"
 
 
-def _rows(points: list[dict], units: np.ndarray, runs: np.ndarray, logs: dict, n_instances: int):
-    """The tidy rows of finished runs: one per (run, logged step)."""
+def _rows(points: list[dict], units: np.ndarray, runs: np.ndarray, logs: dict, n_instances: int,
+          codes: np.ndarray, failed_steps: np.ndarray):
+    """The tidy rows of a chunk's runs: one per (run, logged step), a failed run's up to its failure.
+
+    `codes` are the runs' `RESULTS` codes (0: completed), `failed_steps` their failed steps.
+    """
     import pandas as pd
 
     n_logged = logs["loss"].shape[1]
@@ -409,7 +413,27 @@ def _rows(points: list[dict], units: np.ndarray, runs: np.ndarray, logs: dict, n
     for name in ("test_loss", "accuracy", "test_accuracy", "cosine"):
         table[name] = logs[name].reshape(-1) if name in logs else np.nan
     table["at_bound"] = logs["at_bound"].reshape(-1)
-    return table
+    names = np.array([""] + list(RESULTS._name_to_item)[1:], dtype=object)
+    table["status"] = np.repeat(np.where(codes == 0, "ok", "failed").astype(object), n_logged)
+    table["failure"] = np.repeat(names[codes], n_logged)
+    table["failed_step"] = np.repeat(np.where(codes == 0, -1, failed_steps).astype(np.int64), n_logged)
+    keep = (table["status"] == "ok").to_numpy() | (step <= table["failed_step"].to_numpy())
+    return table[keep].reset_index(drop=True)
+
+
+def _logged_steps(lengths: list[int], log_every: int) -> np.ndarray:
+    """The steps a chunk logs, run in segments of `lengths` (as `train` logs each segment).
+
+    The table's steps come from here, not from the runs' states: a failed run's state is
+    frozen at its failed step, so the steps it reports for later segments would repeat.
+    """
+    out, offset = [], 0
+    for s, length in enumerate(lengths):
+        steps = np.minimum(np.arange(-(-length // log_every) + 1) * log_every, length)
+        steps[-1] = length
+        out.append(offset + (steps if s == 0 else steps[1:]))
+        offset += length
+    return np.concatenate(out)
 
 
 # ------------------------------------------------------------------ the sweep
@@ -422,6 +446,7 @@ def sweep(
     fresh: bool = False,
     quiet: bool = False,
     overrides: dict[str, Any] | None = None,
+    retry_failed: bool = False,
 ):
     """Run a sweep: every grid point of `config` on every instance, into `out_dir`.
 
@@ -429,11 +454,26 @@ def sweep(
 
     - `config`: a TOML path, TOML text, a dict or a `SweepConfig` (see `load_config`).
     - `out_dir`: the sweep's directory. Created if missing. If it holds this very sweep,
-      unfinished, the sweep resumes where it stopped; finished, nothing runs (and it says so).
-      If it holds another sweep, a `SweepError` names the keys that differ.
+      unfinished, the sweep resumes where it stopped; finished, nothing runs (and it says so,
+      with the number of failed runs). If it holds another sweep, a `SweepError` names the
+      keys that differ; if a sweep written by another jaxnet version, a `SweepError` names
+      both versions.
     - `fresh`: delete what `out_dir` holds first.
-    - `quiet`: no progress bar, no messages.
+    - `quiet`: no progress bar, no messages (the failure summary included).
     - `overrides`: `{"section.key": value}` applied to the config (see `load_config`).
+    - `retry_failed`: run the failed runs of a finished sweep again (only the chunks that hold
+      them; each with exactly its inputs of the first time, so the same machine and software
+      fail the same way) and replace their rows; every other row stays as it was, bit for bit.
+      Without it a finished sweep is not touched.
+
+    **Failed runs.** A run that fails (a solve that misses its tolerance, a rule that returns
+    conductances that are not finite and positive; see `jn.RESULTS`) stops at its failed step;
+    every other run completes, and the sweep does not raise. Its rows end at the failed step
+    (the row of that step, if logged, holds NaN: the step's measurement failed), its final
+    conductances are NaN, and the table says so in three columns (below). Unless `quiet`, a
+    summary names each failed run (grid point, network seed, init seed, the reason with its
+    numbers) and how to rebuild it (`jn.rebuild_run(out_dir, run)`); `metadata.json` lists them
+    (`failed_runs`), and so does the returned table's `attrs["failed_runs"]`.
 
     **Writes** (process 0 only, when several processes run it):
 
@@ -441,11 +481,18 @@ def sweep(
       the config as a column, ids (`run`, `point`, `network_seed`, `init_seed`, `instance`),
       `step`, `edge_updates` (= `p * step`, updates per edge), `loss`, `normalized_loss`
       (C/C0), `test_loss`, `accuracy`, `test_accuracy` (classification), `cosine` (with
-      `track_cosine`), `at_bound` (fraction of edges at `k_min` or `k_max`).
-    - `conductances.npz`: final conductances; `load_conductances(out_dir)` maps run ids to them.
-    - `config.toml` (as given) and `config.json` (normalized), `plan.json` (chunking) and
-      `metadata.json` (versions, devices; per invocation the wall time, the compile time and
-      the setup time spent building networks, tasks and keys, and the network-steps run).
+      `track_cosine`), `at_bound` (fraction of edges at `k_min` or `k_max`), and per run:
+      `status` (`"ok"`, or `"failed"`), `failure` (the `jn.RESULTS` name of its failure, e.g.
+      `"cg_residual"`; `""` if none) and `failed_step` (the step at which it failed; -1 if
+      none). A failed run has rows only up to its `failed_step`.
+    - `conductances.npz`: final conductances (NaN for a failed run); `load_conductances(out_dir)`
+      maps run ids to them.
+    - `config.toml` (as given) and `config.json` (normalized, with the `jaxnet_version` that
+      wrote it), `plan.json` (chunking) and `metadata.json` (versions, devices; per invocation
+      the wall time, the compile time and the setup time spent building networks, tasks and
+      keys, and the network-steps run; `failed_runs`: one record per failed run with `run`,
+      `point`, `grid` (the grid values that vary in this sweep), `network_seed`, `init_seed`,
+      `failure`, `failed_step`, `residual`, `tolerance`, `k_low`, `k_high` and `message`).
 
     Under `jax.distributed` (several processes), call it in every process with the same
     arguments: each computes its share of every chunk and process 0 writes the files.
@@ -454,6 +501,7 @@ def sweep(
 
     ```python
     table = jn.sweep("examples/quick.toml", "out/quick")
+    failed = table[table.status == "failed"]
     ```
     """
     source = config
@@ -467,11 +515,24 @@ def sweep(
     _check_x64(points)
     normalized = json.loads(json.dumps(config.as_dict(), default=str))
 
+    hint = source if isinstance(source, str) and "\n" not in source and os.path.isfile(source) else None
     _prepare_dir(out_dir, normalized, fresh, writer)
     metadata_path = os.path.join(out_dir, "metadata.json")
+    saved_meta = _read_json(metadata_path) if os.path.exists(metadata_path) else {}
+    retry = saved_meta.get("retry")  # the runs of an interrupted retry
     if is_complete(out_dir):
-        say(f"sweep in {out_dir} is already complete: nothing to do ({os.path.join(out_dir, 'results.parquet')}).")
-        return load_sweep(out_dir)
+        failed = saved_meta.get("failed_runs", [])
+        if not (retry_failed and failed):
+            note = f", {len(failed)} failed run{'s' * (len(failed) != 1)}" if failed else ""
+            how = " (retry them with --retry-failed, retry_failed=True)" if failed else ""
+            say(f"sweep in {out_dir} is already complete{note}: nothing to do{how} "
+                f"({os.path.join(out_dir, 'results.parquet')}).")
+            table = load_sweep(out_dir)
+            if failed:
+                say(failure_summary(out_dir, hint))
+            return table
+        retry = sorted(f["run"] for f in failed)
+        say(f"sweep in {out_dir}: retrying its {len(retry)} failed run(s) with the same inputs.")
 
     networks: dict = {}
     plan_path = os.path.join(out_dir, "plan.json")
@@ -489,43 +550,51 @@ def sweep(
             group.chunk_size = min(requested, len(group.units))
         runners.append(runner)
     plan = {"chunk_sizes": [g.chunk_size for g in groups], "groups": [g.static for g in groups]}
+    n_instances = config.sweep["networks"] * config.sweep["seeds"]
+    todo = {(g.index, c) for g in groups for c in range(g.n_chunks)
+            if retry is None or np.isin(_chunk_runs(g, c, n_instances, config.sweep["seeds"]), retry).any()}
     _sync("jaxnet-sweep-plan")
     if writer:
         if saved_plan is None:
             _write_json(plan_path, plan)
         if not os.path.exists(os.path.join(out_dir, "config.toml")):
             _write_config_copy(out_dir, source, config, overrides)
-        previous = _read_json(metadata_path).get("invocations", []) if os.path.exists(metadata_path) else []
-        _write_json(metadata_path, _metadata(groups, "running", previous))
+        _write_json(metadata_path, _metadata(groups, "running", saved_meta.get("invocations", []),
+                                             failed_runs=saved_meta.get("failed_runs", []), retry=retry))
     chunk_dir = os.path.join(out_dir, "chunks")
     os.makedirs(chunk_dir, exist_ok=True)
     progress_path = os.path.join(out_dir, "progress.npz")
-    n_instances = config.sweep["networks"] * config.sweep["seeds"]
 
-    total = sum(len(g.units) * g.static["steps"] for g in groups)
-    done_steps = sum(
-        min(g.chunk_size, len(g.units) - c * g.chunk_size) * g.static["steps"]
-        for g in groups for c in range(g.n_chunks)
-        if os.path.exists(os.path.join(chunk_dir, _chunk_name(g.index, c) + ".parquet"))
-    )
-    n_chunks = sum(g.n_chunks for g in groups)
-    chunks_done = sum(os.path.exists(os.path.join(chunk_dir, _chunk_name(g.index, c) + ".parquet"))
-                      for g in groups for c in range(g.n_chunks))
+    def chunk_done(g, c):
+        return os.path.exists(os.path.join(chunk_dir, _chunk_name(g.index, c) + ".parquet"))
+
+    def chunk_runs(g, c):
+        return min(g.chunk_size, len(g.units) - c * g.chunk_size)
+
+    total = sum(chunk_runs(g, c) * g.static["steps"] for g in groups for c in range(g.n_chunks) if (g.index, c) in todo)
+    done_steps = sum(chunk_runs(g, c) * g.static["steps"] for g in groups for c in range(g.n_chunks)
+                     if (g.index, c) in todo and chunk_done(g, c))
+    n_chunks = len(todo)
+    chunks_done = sum(chunk_done(g, c) for g in groups for c in range(g.n_chunks) if (g.index, c) in todo)
     say(f"sweep: {len(points)} grid points x {n_instances} instances = {len(points) * n_instances} runs in "
         f"{len(groups)} compiled group(s), {n_chunks} chunk(s), on {jax.device_count()} device(s)"
         f"{f' in {jax.process_count()} processes' if jax.process_count() > 1 else ''}"
+        + (f"; retrying {len(retry)} failed run(s)" if retry is not None else "")
         + (f"; resuming ({chunks_done}/{n_chunks} chunks done)" if chunks_done else ""))
     bar = _progress_bar(writer and not quiet, total=total, initial=done_steps, unit="net-step", unit_scale=True,
                         smoothing=0.1)
     wall_start = time.perf_counter()
     ran_steps = 0
     progress = read_meta(progress_path) if os.path.exists(progress_path) else None
+    if progress is not None and progress.get("jaxnet_version") != jaxnet_version():
+        raise version_mismatch(progress_path, progress.get("jaxnet_version"), "a sweep's progress")
     _sync("jaxnet-sweep-start")
     for group, runner in zip(groups, runners):
-        lengths = _segment_lengths(group.static["steps"], group.static["log_every"], config.sweep["checkpoint_every"])
+        log_every = group.static["log_every"]
+        lengths = _segment_lengths(group.static["steps"], log_every, config.sweep["checkpoint_every"])
         for c in range(group.n_chunks):
             name = _chunk_name(group.index, c)
-            if os.path.exists(os.path.join(chunk_dir, name + ".parquet")):
+            if (group.index, c) not in todo or chunk_done(group, c):
                 continue
             units, inputs, keys = runner.inputs(c)
             inputs = runner.to_devices(inputs)  # once per chunk, for every segment
@@ -548,7 +617,8 @@ def sweep(
                 joined = {k: np.concatenate(v, axis=1) for k, v in logs.items()}
                 if writer and s < len(lengths) - 1:
                     save_tree(progress_path, host_state,
-                              dict(chunk=name, segments_done=s + 1, fingerprint=normalized), joined)
+                              dict(chunk=name, segments_done=s + 1, fingerprint=normalized,
+                                   jaxnet_version=jaxnet_version()), joined)
                 ran_steps += len(units) * lengths[s]
                 if bar is not None:
                     bar.update(len(units) * lengths[s])
@@ -556,9 +626,21 @@ def sweep(
             joined = {k: np.concatenate(v, axis=1) for k, v in logs.items()}
             if writer:
                 runs = units[:, 0] * n_instances + units[:, 1] * config.sweep["seeds"] + units[:, 2]
+                failure = jax.tree.map(lambda a: np.asarray(a)[: len(units)], host_state.failure)
+                codes = np.asarray(failure.result._value).astype(np.int64)
                 k_final = np.asarray(host_state.conductances)[: len(units)]
-                _save_npz(os.path.join(chunk_dir, name + ".npz"), run=runs, k=k_final)
-                table = _rows(points, units, runs, joined, n_instances)
+                k_final = np.where((codes != 0)[:, None], np.nan, k_final)
+                # A failed run's state is frozen at its failed step: the steps come from the plan
+                # (which the completed runs' own logged steps must match).
+                planned = np.broadcast_to(_logged_steps(lengths, log_every), joined["loss"].shape)
+                if not np.array_equal(joined["step"][codes == 0], planned[codes == 0]):
+                    raise RuntimeError(f"jaxnet: chunk {name} logged other steps than planned; please report this.")
+                joined["step"] = planned
+                _save_npz(os.path.join(chunk_dir, name + ".npz"), run=runs, k=k_final, failure=codes,
+                          failed_step=np.asarray(failure.step), residual=np.asarray(failure.residual),
+                          tolerance=np.asarray(failure.tolerance), k_low=np.asarray(failure.k_low),
+                          k_high=np.asarray(failure.k_high))
+                table = _rows(points, units, runs, joined, n_instances, codes, np.asarray(failure.step))
                 _save_parquet(table, os.path.join(chunk_dir, name + ".parquet"))
                 if os.path.exists(progress_path):
                     os.remove(progress_path)
@@ -568,14 +650,55 @@ def sweep(
         bar.close()
     wall = time.perf_counter() - wall_start
     if writer:
-        _finish(out_dir, groups, dict(
-            wall_s=wall, compile_s=sum(r.compile_s for r in runners), setup_s=sum(r.setup_s for r in runners),
-            network_steps=ran_steps))
+        invocation = dict(wall_s=wall, compile_s=sum(r.compile_s for r in runners),
+                          setup_s=sum(r.setup_s for r in runners), network_steps=ran_steps)
+        if retry is not None:
+            invocation["retried_runs"] = len(retry)
+        _finish(out_dir, config, points, groups, invocation, retry)
     _sync("jaxnet-sweep-done")
     table = load_sweep(out_dir)
+    failed = table.attrs["failed_runs"]
     say(f"done: {len(table)} rows in {os.path.join(out_dir, 'results.parquet')}; wall {wall:.1f} s "
-        f"(compile {sum(r.compile_s for r in runners):.1f} s)")
+        f"(compile {sum(r.compile_s for r in runners):.1f} s)"
+        + (f"; {len(failed)} of {len(points) * n_instances} runs failed" if failed else ""))
+    if failed:
+        say(failure_summary(out_dir, hint))
     return table
+
+
+def _chunk_runs(group: Group, chunk: int, n_instances: int, seeds: int) -> np.ndarray:
+    """The run ids of one chunk of a group."""
+    units = group.units[chunk * group.chunk_size:(chunk + 1) * group.chunk_size]
+    return units[:, 0] * n_instances + units[:, 1] * seeds + units[:, 2]
+
+
+def failure_summary(out_dir: str, config_hint: str | None = None) -> str:
+    """A few lines naming each failed run of the finished sweep in `out_dir` ("" if none).
+
+    `config_hint`: how to name the config in the retry command (default `CONFIG`).
+    """
+    failed = _read_json(os.path.join(out_dir, "metadata.json")).get("failed_runs", [])
+    if not failed:
+        return ""
+    n_runs = _read_json(os.path.join(out_dir, "metadata.json")).get("runs")
+    of = f" of {n_runs}" if n_runs else ""
+    lines = [f"jaxnet: {len(failed)}{of} runs failed. Each stopped at its failed step; every other run completed. "
+             f"In {os.path.join(out_dir, 'results.parquet')} their status is 'failed' (columns failure, failed_step) "
+             "and their rows end at that step; metadata.json lists them (failed_runs)."]
+    shown = failed[:20]
+    for f in shown:
+        grid = ", ".join(f"{k}={v!r}" for k, v in f["grid"].items())
+        lines.append(f"  run {f['run']} (grid point {f['point']}{': ' + grid if grid else ''}; network seed "
+                     f"{f['network_seed']}, init seed {f['init_seed']}): {f['message']}")
+    if len(failed) > len(shown):
+        lines.append(f"  ... and {len(failed) - len(shown)} more (metadata.json)")
+    run = failed[0]["run"]
+    lines.append(f"Rebuild a failed run to inspect it: r = jn.rebuild_run({out_dir!r}, {run}) (or jn.rebuild_run(config, "
+                 f"{run})); jn.train(r.net, r.task, r.rule, r.k0, key=r.key, **r.train_kwargs) repeats it.")
+    lines.append(f"Running the sweep again does not retry them: `jaxnet sweep {config_hint or 'CONFIG'} --out {out_dir} "
+                 "--retry-failed` (with the same --set overrides, if any; jn.sweep(..., retry_failed=True)) reruns only them, "
+                 "with the same inputs.")
+    return "\n".join(lines)
 
 
 def _sync(name: str) -> None:
@@ -609,7 +732,8 @@ def _diff(saved, current, prefix="") -> list[str]:
 
 
 def _prepare_dir(out_dir: str, normalized: dict, fresh: bool, writer: bool) -> None:
-    """Refuse a directory that holds another sweep or foreign files; `fresh` empties it."""
+    """Refuse a directory that holds another sweep, another version's, or foreign files; `fresh`
+    empties it."""
     config_path = os.path.join(out_dir, "config.json")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise SweepError(f"{out_dir} is a file, not a directory; give a directory for the sweep.")
@@ -623,7 +747,11 @@ def _prepare_dir(out_dir: str, normalized: dict, fresh: bool, writer: bool) -> N
                 os.remove(path)
     _sync("jaxnet-sweep-fresh")
     if os.path.exists(config_path):
-        differ = _diff(_read_json(config_path), normalized)
+        saved = _read_json(config_path)
+        version = saved.pop("jaxnet_version", None)
+        if version != jaxnet_version():
+            raise version_mismatch(out_dir, version, "a sweep")
+        differ = _diff(saved, normalized)
         if differ:
             raise SweepError(
                 f"{out_dir} holds a sweep with another config: {'; '.join(differ)}. "
@@ -635,7 +763,20 @@ def _prepare_dir(out_dir: str, normalized: dict, fresh: bool, writer: bool) -> N
     if writer:
         os.makedirs(out_dir, exist_ok=True)
         if not os.path.exists(config_path):
-            _write_json(config_path, normalized)
+            _write_json(config_path, {**normalized, "jaxnet_version": jaxnet_version()})
+
+
+def _config_of_dir(out_dir: str) -> SweepConfig:
+    """The `SweepConfig` of the sweep in `out_dir` (from its config.json)."""
+    saved = _read_json(os.path.join(out_dir, "config.json"))
+    saved.pop("jaxnet_version", None)
+
+    def given(table: dict) -> dict:  # keys a kind does not use, and kind defaults, are None there
+        return {k: v for k, v in table.items() if v is not None}
+
+    raw = {section: given(saved[section]) for section in ("sweep", "network", "task")}
+    raw["rule"] = [given(r) for r in saved["rule"]]
+    return load_config(raw)
 
 
 def _write_config_copy(out_dir: str, source, config: SweepConfig, overrides) -> None:
@@ -650,44 +791,94 @@ def _write_config_copy(out_dir: str, source, config: SweepConfig, overrides) -> 
         f.write(text)
 
 
-def _metadata(groups: list[Group], status: str, previous: list) -> dict:
-    import importlib.metadata
-
-    return dict(
+def _metadata(groups: list[Group], status: str, previous: list, failed_runs: list, retry=None) -> dict:
+    meta = dict(
         status=status,
-        jaxnet=importlib.metadata.version("jaxnet"),
+        jaxnet=jaxnet_version(),
         jax=jax.__version__,
         jaxlib=jax.lib.__version__ if hasattr(jax.lib, "__version__") else None,
         devices=[str(d) for d in jax.devices()],
         process_count=jax.process_count(),
+        runs=sum(len(g.units) for g in groups),
         groups=[dict(index=g.index, static=g.static, runs=len(g.units), chunk_size=g.chunk_size,
                      chunks=g.n_chunks) for g in groups],
+        failed_runs=failed_runs,
         invocations=previous,
     )
+    if retry is not None:
+        meta["retry"] = [int(r) for r in retry]
+    return meta
 
 
-def _finish(out_dir: str, groups: list[Group], invocation: dict) -> None:
-    """Merge the chunk files into results.parquet and conductances.npz; mark complete."""
+def _failure_records(config: SweepConfig, points: list[dict], saved) -> list[dict]:
+    """One record per failed run of a chunk's `.npz` (see `sweep` for the keys)."""
+    import types
+
+    varying = [c for c in COLUMNS if len({json.dumps(p[c], default=str) for p in points}) > 1]
+    n_instances = config.sweep["networks"] * config.sweep["seeds"]
+    records = []
+    for i in np.flatnonzero(saved["failure"] != 0):
+        run = int(saved["run"][i])
+        point = run // n_instances
+        network_seed, init_seed = divmod(run % n_instances, config.sweep["seeds"])
+        one = {k: saved[k][i] for k in ("failed_step", "residual", "tolerance", "k_low", "k_high")}
+        failure = types.SimpleNamespace(result=types.SimpleNamespace(_value=saved["failure"][i]), step=one["failed_step"],
+                                        **{k: one[k] for k in ("residual", "tolerance", "k_low", "k_high")})
+        number = lambda v: float(v) if np.isfinite(v) else None  # noqa: E731  (JSON has no NaN)
+        records.append(dict(
+            run=run, point=point, grid={c: points[point][c] for c in varying}, network_seed=network_seed,
+            init_seed=init_seed, failure=list(RESULTS._name_to_item)[int(saved["failure"][i])],
+            failed_step=int(one["failed_step"]), residual=number(one["residual"]), tolerance=number(one["tolerance"]),
+            k_low=number(one["k_low"]), k_high=number(one["k_high"]), message=describe(failure)))
+    return records
+
+
+def _finish(out_dir: str, config: SweepConfig, points: list[dict], groups: list[Group], invocation: dict,
+            retry: list[int] | None) -> None:
+    """Merge the chunk files into results.parquet and conductances.npz; mark complete.
+
+    In a retry, only the retried runs' rows and conductances are taken from the chunk files
+    (the chunks that hold them); every other row and array is kept as it was.
+    """
     import pandas as pd
 
     chunk_dir = os.path.join(out_dir, "chunks")
-    parts, arrays = [], {}
+    metadata_path = os.path.join(out_dir, "metadata.json")
+    saved_meta = _read_json(metadata_path) if os.path.exists(metadata_path) else {}
+    parts, arrays, records = [], {}, []
     for g in groups:
         runs, ks = [], []
         for c in range(g.n_chunks):
             name = os.path.join(chunk_dir, _chunk_name(g.index, c))
-            parts.append(pd.read_parquet(name + ".parquet"))
+            if not os.path.exists(name + ".npz"):  # a retry: a chunk without failed runs
+                continue
             with np.load(name + ".npz") as saved:
-                runs.append(saved["run"])
-                ks.append(saved["k"])
-        arrays[f"g{g.index:03d}/run"] = np.concatenate(runs)
-        arrays[f"g{g.index:03d}/k"] = np.concatenate(ks)
+                saved = dict(saved)
+            pick = np.ones(len(saved["run"]), bool) if retry is None else np.isin(saved["run"], retry)
+            part = pd.read_parquet(name + ".parquet")
+            parts.append(part if retry is None else part[part.run.isin(saved["run"][pick])])
+            runs.append(saved["run"][pick])
+            ks.append(saved["k"][pick])
+            records += _failure_records(config, points, {k: v[pick] for k, v in saved.items()})
+        if runs:
+            arrays[f"g{g.index:03d}/run"] = np.concatenate(runs)
+            arrays[f"g{g.index:03d}/k"] = np.concatenate(ks)
+    if retry is not None:
+        old = pd.read_parquet(os.path.join(out_dir, "results.parquet"))
+        parts.insert(0, old[~old.run.isin(retry)])
+        with np.load(os.path.join(out_dir, "conductances.npz")) as saved:
+            for name in saved.files:
+                if name.endswith("/run"):
+                    stem = name[:-4]
+                    new = dict(zip(arrays.get(stem + "/run", []), arrays.get(stem + "/k", [])))
+                    k = np.array([new.get(r, k) for r, k in zip(saved[name], saved[stem + "/k"])])
+                    arrays[name], arrays[stem + "/k"] = saved[name], k
+        records += [f for f in saved_meta.get("failed_runs", []) if f["run"] not in retry]
     table = pd.concat(parts, ignore_index=True).sort_values(["run", "step"], kind="stable").reset_index(drop=True)
     _save_parquet(table, os.path.join(out_dir, "results.parquet"))
     _save_npz(os.path.join(out_dir, "conductances.npz"), **arrays)
-    metadata_path = os.path.join(out_dir, "metadata.json")
-    previous = _read_json(metadata_path).get("invocations", []) if os.path.exists(metadata_path) else []
-    _write_json(metadata_path, _metadata(groups, "complete", previous + [invocation]))
+    records.sort(key=lambda f: f["run"])
+    _write_json(metadata_path, _metadata(groups, "complete", saved_meta.get("invocations", []) + [invocation], records))
     shutil.rmtree(chunk_dir, ignore_errors=True)
 
 
@@ -700,7 +891,9 @@ def is_complete(out_dir: str) -> bool:
 def load_sweep(out_dir: str):
     """The results table of a finished sweep in `out_dir`, as a pandas `DataFrame`.
 
-    One row per (grid point, instance, logged step); see `sweep` for the columns.
+    One row per (grid point, instance, logged step); see `sweep` for the columns. A failed
+    run (`status == "failed"`) has rows up to its `failed_step`; `table.attrs["failed_runs"]`
+    lists the failed runs (as `metadata.json` does: run, grid point, seeds, reason, numbers).
 
     **Raises:** `FileNotFoundError` if `out_dir` holds no finished sweep (run it, or run it
     again to finish it).
@@ -711,11 +904,14 @@ def load_sweep(out_dir: str):
     if not (os.path.exists(path) and is_complete(out_dir)):
         raise FileNotFoundError(f"{out_dir} holds no finished sweep: run `jaxnet sweep CONFIG --out {out_dir}` "
                                 "(again, to finish an interrupted one).")
-    return pd.read_parquet(path)
+    table = pd.read_parquet(path)
+    table.attrs["failed_runs"] = _read_json(os.path.join(out_dir, "metadata.json")).get("failed_runs", [])
+    return table
 
 
 def load_conductances(out_dir: str) -> dict[int, np.ndarray]:
-    """Final conductances of a finished sweep: `{run id: (E,) array}` (run ids as in the table)."""
+    """Final conductances of a finished sweep: `{run id: (E,) array}` (run ids as in the table;
+    NaN for a failed run)."""
     load_sweep(out_dir)  # same check
     out = {}
     with np.load(os.path.join(out_dir, "conductances.npz")) as saved:

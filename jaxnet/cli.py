@@ -1,11 +1,17 @@
 """The `jaxnet` console script: a thin shell over `jn.sweep` and `jn.plot_sweep`.
 
-    jaxnet sweep CONFIG.toml --out DIR [--fresh] [--quiet] [--set section.key=VALUE ...]
+    jaxnet sweep CONFIG.toml --out DIR [--fresh] [--retry-failed] [--quiet] [--set section.key=VALUE ...]
     jaxnet plot DIR [--x step] [--y normalized_loss] [--hue p] [--col rule] [--row task] [--out FILE]
     jaxnet reproduce --out DIR [--quick | --full | --smoke] [--claim 1|2|3|gd|all] [--quiet]
 
 On a CPU, `sweep` and `reproduce` expose every core as a JAX device (unless XLA_FLAGS already
 sets the count) so the engine shards runs over them.
+
+Exit status: 0 success; 2 a bad config or directory (nothing ran); 3 `sweep` finished, but
+some of its runs failed (a solver that missed its tolerance, ...): every other run completed,
+the table marks the failed ones (`status == "failed"`), and a summary on stdout (stderr with
+`--quiet`) names each with its reason and how to rebuild it. Rerunning a finished sweep does
+not retry its failed runs; `--retry-failed` reruns only them (same inputs) and replaces their rows.
 
 Several hosts: start one process per host with `--coordinator HOST:PORT --num-processes N
 --process-id I` (or let `jax.distributed.initialize()` find them on a cluster).
@@ -17,6 +23,10 @@ import argparse
 import os
 import sys
 import tomllib
+
+
+#: Exit status of `jaxnet sweep` when the sweep finished but some of its runs failed.
+FAILED_RUNS = 3
 
 
 def _parse_set(items: list[str]) -> dict:
@@ -64,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("config", help="TOML config file")
     run.add_argument("--out", required=True, help="output directory")
     run.add_argument("--fresh", action="store_true", help="delete the directory's sweep first")
-    run.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="rerun the failed runs of a finished sweep (same inputs) and replace their rows")
+    run.add_argument("--quiet", action="store_true",
+                     help="no progress bar or messages (a summary of failed runs still goes to stderr)")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override a config key (VALUE in TOML syntax, e.g. --set sweep.steps=100)")
     run.add_argument("--coordinator", help="HOST:PORT of process 0, for several processes")
@@ -104,7 +117,14 @@ def main(argv: list[str] | None = None) -> int:
             config = jn.load_config(args.config, overrides)  # a bad config fails here, before anything runs
             _distributed(args)
             with jax.enable_x64(any(p["dtype"] == "float64" for p in config.points())):
-                jn.sweep(args.config, args.out, fresh=args.fresh, quiet=args.quiet, overrides=overrides)
+                table = jn.sweep(args.config, args.out, fresh=args.fresh, quiet=args.quiet, overrides=overrides,
+                                 retry_failed=args.retry_failed)
+            if table.attrs.get("failed_runs"):
+                if args.quiet and jax.process_index() == 0:
+                    from ._sweep import failure_summary
+
+                    print(failure_summary(args.out, args.config), file=sys.stderr)
+                return FAILED_RUNS
         elif args.command == "reproduce":
             jn.reproduce(args.out, scale=args.scale or "quick", claims=args.claim, quiet=args.quiet)
         else:

@@ -89,3 +89,20 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
         jn.run_resumable(make_segment(net, task, rule), {"k": jnp.ones((4, net.n_edges))}, 2, path, progress=False)
     with pytest.raises(ValueError, match="different run"):
         jn.run_resumable(make_segment(net, task, rule), {"k": jnp.ones((2, net.n_edges))}, 3, path, progress=False)
+
+
+def test_checkpoint_of_another_jaxnet_version_is_refused(tmp_path, monkeypatch):
+    import jaxnet._checkpoint as checkpoint
+
+    net = jn.square_lattice(3, 3)
+    task = jn.regression_task(jax.random.key(1), net, n_train=4)
+    rule = jn.rules.coupled_learning(alpha=0.5, eta=0.1)
+    path = str(tmp_path / "run.npz")
+    init = {"k": jnp.ones((2, net.n_edges))}
+    jn.run_resumable(make_segment(net, task, rule), init, 2, path, progress=False)
+    installed = checkpoint.jaxnet_version()
+    assert jn.fingerprint(a=1)["jaxnet_version"] == installed
+    monkeypatch.setattr(checkpoint, "jaxnet_version", lambda: "99.0.0")
+    with pytest.raises(jn.SweepError, match=rf"written by jaxnet {installed}; this is jaxnet 99.0.0.*another "
+                                            r"directory or path, or\s+--fresh"):
+        jn.run_resumable(make_segment(net, task, rule), init, 2, path, progress=False)

@@ -140,6 +140,7 @@ def test_reproduction_writes_report_numbers_and_figures(smoke_reproduction):
     assert on_disk["scale"] == "smoke" and set(on_disk["claims"]) == {"1", "2", "3", "gd"}
     report = open(os.path.join(out, "report.md")).read()
     for heading in ("## Claim 1", "## Claim 2", "## Claim 3", "## Coupled learning against gradient descent",
+                    "## Failed runs", "None: every run of every sweep completed",
                     "## Where this simulation and the paper differ", "numbers mean nothing"):
         assert heading in report
     claims = on_disk["claims"]
@@ -149,6 +150,7 @@ def test_reproduction_writes_report_numbers_and_figures(smoke_reproduction):
             assert f"]({figure})" in report
         for sweep in claim["sweeps"].values():
             assert sweep["config"]["sweep"] and sweep["runs"] > 0
+            assert sweep["failed_run_count"] == 0 and sweep["failed_runs"] == []
     # every row of claim 1 compares a p with the same networks' p = 1 runs
     sync = [r for r in claims["1"]["rows"] if r["p"] == 1]
     assert sync and all(r["vs_sync"]["median"] == 1 for r in sync)
@@ -216,3 +218,48 @@ def test_notebook_runs(smoke_reproduction, monkeypatch):
         shown = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
         assert any("image/png" in o.get("data", {}) for o in shown), name
         assert not any(o.get("output_type") == "error" for o in shown), name
+
+
+# ---------------------------------------------------------------- failed runs in the analyses
+
+
+def _fail(table, run, step):
+    """`table` with `run` marked failed at `step`: its rows after it gone, that step's NaN."""
+    table = table[(table.run != run) | (table.step <= step)].copy()
+    mine = table.run == run
+    table.loc[mine, ["status", "failure", "failed_step"]] = ["failed", "cg_residual", step]
+    table.loc[mine & (table.step == step), ["loss", "normalized_loss", "test_loss", "accuracy", "test_accuracy"]] = np.nan
+    return table.reset_index(drop=True)
+
+
+def test_analyses_count_failed_runs_and_take_medians_over_the_completed(smoke_reproduction, tmp_path):
+    from jaxnet._reproduce import _failed_runs, _report_claim1, analyze_claim1, analyze_claim3
+
+    out, document = smoke_reproduction
+    assert document["failed_runs"] == 0
+    rows = document["claims"]["1"]["rows"]
+    assert all(r["failed_runs"] == 0 and r["runs"] == r["loss_ratio"]["n"] for r in rows)
+    sweeps = os.path.join(out, "sweeps")
+    table = jn.load_sweep(os.path.join(sweeps, "claim1"))
+    desync = table[table.p == 0.5]
+    sync_run, desync_run = int(table[table.p == 1].run.max()), int(desync.run.min())  # two networks
+    failed = _fail(_fail(table, desync_run, 5), sync_run, 0)
+    numbers = analyze_claim1(failed, str(tmp_path))
+    for row in numbers["rows"]:
+        assert row["failed_runs"] == 1 and row["loss_ratio"]["n"] == row["runs"] - 1
+    by_p = {r["p"]: r for r in numbers["rows"]}
+    assert by_p[0.5]["vs_sync"]["n"] == by_p[0.5]["runs"] - 2  # its own failure and its network's sync run
+    numbers["sweeps"] = {"claim1": dict(document["claims"]["1"]["sweeps"]["claim1"], failed_runs=[
+        dict(run=desync_run, point=1, grid={"p": 0.5}, failure="cg_residual", failed_step=5, message="step 5: CG ...")])}
+    report = _report_claim1(numbers)
+    assert "*n* counts the completed runs" in report and "(1 failed)" in report
+    listing = _failed_runs({"1": numbers})
+    assert f"`claim1`, grid point 1 (p=0.5): 1 run(s) failed (cg_residual at step 5): runs {desync_run}" in listing
+    # claim 3: a failed run (NaN conductances) is counted, not measured
+    d, m = (jn.load_sweep(os.path.join(sweeps, name)) for name in ("claim3_desync", "claim3_minibatch"))
+    k = {name: jn.load_conductances(os.path.join(sweeps, "claim3_" + name)) for name in ("desync", "minibatch")}
+    run = int(d[d.p == 0.5].run.min())
+    k["desync"][run] = np.full_like(k["desync"][run], np.nan)
+    three = analyze_claim3(_fail(d, run, 5), m, k, str(tmp_path))
+    assert three["counts"]["desync:0.5"]["failed_runs"] == 1 and three["counts"]["desync:1.0"]["failed_runs"] == 0
+    assert all(np.isfinite(v["spread"]["median"]) for v in three["summary"].values())

@@ -64,8 +64,10 @@ def test_table_is_tidy(small_sweep):
                    "learning_rate"}
     assert config_keys <= set(table.columns)
     for column in ("run", "point", "network_seed", "init_seed", "instance", "step", "edge_updates", "loss",
-                   "normalized_loss", "test_loss", "at_bound"):
+                   "normalized_loss", "test_loss", "at_bound", "status", "failure", "failed_step"):
         assert column in table.columns
+    assert (table.status == "ok").all() and (table.failure == "").all() and (table.failed_step == -1).all()
+    assert table.attrs["failed_runs"] == []
     np.testing.assert_allclose(table["edge_updates"], table["p"] * table["step"])
     assert (table.loc[table.step == 0, "normalized_loss"] == 1).all()
     assert table.loc[table.rule == "gradient_descent", "alpha"].isna().all()
@@ -260,3 +262,201 @@ def test_equilibrium_propagation_is_a_sweep_rule():
     with pytest.raises(jn.ConfigError, match="beta"):
         jn.load_config({"network": {"kind": "square", "rows": 3, "cols": 3}, "task": {"kind": "allostery"},
                         "rule": {"kind": "equilibrium_propagation", "alpha": 1.0}})
+
+
+# ---------------------------------------------------------------- failed runs
+
+# CG capped at 6 iterations: from a cold start at step 0 the networks of network seed 0 need
+# more (they fail, cg_residual), the others converge. Chunks of 4 runs: chunk 0 holds runs 0-3,
+# failed (0, 1) and completed (2, 3) runs in one compiled call; chunk 2 (runs 8-11) has none.
+FAIL = """
+[sweep]
+steps = 20
+log_every = 5
+networks = 3
+seeds = 2
+method = "cg"
+max_steps = 6
+checkpoint_every = 10
+chunk_size = 4
+
+[network]
+kind = "square"
+rows = 3
+cols = 3
+
+[task]
+kind = "regression"
+n_train = 4
+n_test = 2
+
+[[rule]]
+kind = "coupled_learning"
+alpha = [0.5, 1.0]
+eta = 0.1
+"""
+FAILING = [0, 1, 6, 7]
+
+
+@pytest.fixture(scope="module")
+def failing_sweep(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("sweep") / "failing")
+    return out, jn.sweep(FAIL, out, quiet=True)
+
+
+def _copy(out, tmp_path):
+    import shutil
+
+    copy = str(tmp_path / "copy")
+    shutil.copytree(out, copy)
+    return copy
+
+
+def test_a_failed_run_is_recorded_and_every_other_run_completes(failing_sweep):
+    out, table = failing_sweep
+    runs = table.groupby("run").first()
+    assert sorted(runs.index[runs.status == "failed"]) == FAILING
+    assert set(runs.status) == {"ok", "failed"} and set(runs.network_seed[runs.status == "failed"]) == {0}
+    failed = table[table.status == "failed"]
+    assert (failed.failure == "cg_residual").all() and (failed.failed_step == 0).all()
+    # rows up to the failed step, whose own measurement failed (NaN); nothing after it
+    assert (failed.step <= failed.failed_step).all() and failed.loss.isna().all()
+    assert len(failed) == len(FAILING)
+    ok = table[table.status == "ok"]
+    assert (ok.failure == "").all() and (ok.failed_step == -1).all()
+    assert len(ok) == 8 * 5 and np.isfinite(ok.loss).all()
+    assert (ok.groupby("run").step.max() == 20).all()
+    pd.testing.assert_frame_equal(jn.load_sweep(out), table)
+    k = jn.load_conductances(out)
+    assert all(np.isnan(k[r]).all() for r in FAILING) and np.isfinite(k[2]).all()
+    meta = json.load(open(os.path.join(out, "metadata.json")))
+    assert meta["status"] == "complete" and meta["runs"] == 12
+    records = meta["failed_runs"]
+    assert table.attrs["failed_runs"] == records
+    assert [f["run"] for f in records] == FAILING
+    first = records[0]
+    assert first["grid"] == {"alpha": 0.5} and (first["network_seed"], first["init_seed"]) == (0, 0)
+    assert first["failure"] == "cg_residual" and first["failed_step"] == 0
+    assert first["residual"] > first["tolerance"] == pytest.approx(1e-4)
+    assert "CG did not reach the tolerance" in first["message"] and "raise jn.Solver(max_steps" in first["message"]
+    # the summary's rebuild recipe repeats the failed run by hand, and train raises there
+    r = jn.rebuild_run(out, 0)
+    assert r.train_kwargs == jn.rebuild_run(FAIL, 0).train_kwargs
+    np.testing.assert_array_equal(r.k0, jn.rebuild_run(FAIL, 0).k0)
+    with pytest.raises(jn.SolverError, match="CG did not reach the tolerance"):
+        jn.train(r.net, r.task, r.rule, r.k0, key=r.key, **r.train_kwargs)
+
+
+def test_rows_of_a_failed_run_end_at_its_failed_step():
+    """A run failed at step 15 (segments of 10, logged every 5) keeps rows 0-15; 15 is the failed one."""
+    from jaxnet._sweep import _logged_steps, _rows
+
+    steps = _logged_steps([10, 10, 5], 5)
+    np.testing.assert_array_equal(steps, [0, 5, 10, 15, 20, 25])
+    np.testing.assert_array_equal(_logged_steps([10, 3], 4), [0, 4, 8, 10, 13])
+    points = jn.load_config(FAIL).points()
+    units = np.array([[0, 0, 0], [0, 0, 1]])
+    loss = np.array([[1.0, 0.9, 0.8, np.nan, np.nan, np.nan], [1.0, 0.9, 0.8, 0.7, 0.6, 0.5]])
+    logs = {"step": np.stack([steps, steps]), "loss": loss, "at_bound": np.zeros_like(loss)}
+    rows = _rows(points, units, np.array([0, 1]), logs, 6, np.array([jn.RESULTS.cg_residual._value, 0]),
+                 np.array([15, -1]))
+    failed, ok = rows[rows.run == 0], rows[rows.run == 1]
+    assert list(failed.step) == [0, 5, 10, 15] and list(ok.step) == list(steps)
+    assert set(failed.status) == {"failed"} and set(failed.failure) == {"cg_residual"} and set(failed.failed_step) == {15}
+    assert set(ok.status) == {"ok"} and set(ok.failure) == {""} and set(ok.failed_step) == {-1}
+
+
+def test_rerun_does_not_retry_and_retry_reruns_only_the_failed_runs(failing_sweep, tmp_path, capsys):
+    out, table = failing_sweep
+    copy = _copy(out, tmp_path)
+    again = jn.sweep(FAIL, copy)
+    printed = capsys.readouterr().out
+    assert "already complete, 4 failed runs: nothing to do" in printed
+    assert "run 6 (grid point 1: alpha=1.0; network seed 0, init seed 0): step 0: CG did not reach" in printed
+    assert f"jn.rebuild_run({copy!r}, 0)" in printed and "--retry-failed" in printed
+    pd.testing.assert_frame_equal(again, table)
+    # mark a completed run's rows in the failed run's chunk: a retry keeps them as they are
+    results = os.path.join(copy, "results.parquet")
+    marked = pd.read_parquet(results)
+    marked.loc[marked.run == 2, "loss"] = 123.0
+    marked.to_parquet(results, index=False)
+    retried = jn.sweep(FAIL, copy, retry_failed=True, quiet=True)
+    assert (retried[retried.run == 2].loss == 123.0).all()
+    others = retried.run != 2
+    pd.testing.assert_frame_equal(retried[others].reset_index(drop=True), table[table.run != 2].reset_index(drop=True))
+    invocations = json.load(open(os.path.join(copy, "metadata.json")))["invocations"]
+    assert len(invocations) == 2 and invocations[1]["retried_runs"] == 4
+    assert invocations[1]["network_steps"] == 2 * 4 * 20  # chunks 0 and 1, not chunk 2
+    for run, k in jn.load_conductances(out).items():
+        np.testing.assert_array_equal(jn.load_conductances(copy)[run], k)
+
+
+def test_resume_with_a_failed_run_gives_the_uninterrupted_table(failing_sweep, tmp_path, monkeypatch):
+    from jaxnet._sweep import _Runner
+
+    out, table = failing_sweep
+    segment, calls = _Runner.segment, []
+
+    def interrupted(self, inputs, state, steps):
+        calls.append(steps)
+        if len(calls) == 4:  # chunk 1 (failed runs 6, 7), its second segment: progress.npz holds its first
+            raise KeyboardInterrupt
+        return segment(self, inputs, state, steps)
+
+    monkeypatch.setattr(_Runner, "segment", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        jn.sweep(FAIL, str(tmp_path / "r"), quiet=True)
+    assert os.path.exists(tmp_path / "r" / "progress.npz")
+    monkeypatch.setattr(_Runner, "segment", segment)
+    resumed = jn.sweep(FAIL, str(tmp_path / "r"), quiet=True)
+    pd.testing.assert_frame_equal(resumed, table)
+    assert resumed.attrs["failed_runs"] == table.attrs["failed_runs"]
+    k, k_ref = jn.load_conductances(str(tmp_path / "r")), jn.load_conductances(out)
+    for run in k_ref:
+        np.testing.assert_array_equal(k[run], k_ref[run])
+
+
+def test_cli_exit_status_and_summary_with_failed_runs_on_two_devices(failing_sweep, tmp_path, capsys):
+    """Sharded over 2 devices a failed run stops nobody; `jaxnet sweep` exits 3 and names it."""
+    from jaxnet import cli
+
+    out, table = failing_sweep
+    config = tmp_path / "fail.toml"
+    config.write_text(FAIL)
+    cmd, env = _cli(config, tmp_path / "cli")
+    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == cli.FAILED_RUNS == 3, done.stderr[-3000:]
+    assert "4 of 12 runs failed" in done.stderr
+    assert "run 0 (grid point 0: alpha=0.5; network seed 0, init seed 0): step 0: CG did not reach" in done.stderr
+    assert f"jn.rebuild_run({str(tmp_path / 'cli')!r}, 0)" in done.stderr
+    two = jn.load_sweep(str(tmp_path / "cli"))
+    assert len(json.load(open(tmp_path / "cli" / "metadata.json"))["devices"]) == 2
+    pd.testing.assert_frame_equal(two, table)
+    # run again: complete, nothing to do, the same exit status and summary
+    assert cli.main(["sweep", str(config), "--out", str(tmp_path / "cli"), "--quiet"]) == 3
+    assert "--retry-failed" in capsys.readouterr().err
+
+
+def test_sweep_of_another_jaxnet_version_is_refused(failing_sweep, tmp_path):
+    from jaxnet._checkpoint import jaxnet_version
+
+    out, _ = failing_sweep
+    copy = _copy(out, tmp_path)
+    path = os.path.join(copy, "config.json")
+    saved = json.load(open(path))
+    assert saved["jaxnet_version"] == jaxnet_version()
+    json.dump(dict(saved, jaxnet_version="0.0.1"), open(path, "w"))
+    with pytest.raises(jn.SweepError, match=rf"written by jaxnet 0.0.1; this is jaxnet {jaxnet_version()}.*"
+                                            r"another directory or path, or --fresh"):
+        jn.sweep(FAIL, copy, quiet=True)
+    saved.pop("jaxnet_version")
+    json.dump(saved, open(path, "w"))
+    with pytest.raises(jn.SweepError, match="written by a jaxnet from before version stamps"):
+        jn.sweep(FAIL, copy, quiet=True)
+
+
+def test_plot_draws_completed_runs_and_counts_the_failed(failing_sweep, tmp_path):
+    _, table = failing_sweep
+    fig = jn.plot_sweep(table, str(tmp_path / "curves.png"), hue="alpha")
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert len(labels) == 2 and all(label.endswith("(2 failed runs not drawn)") for label in labels), labels
