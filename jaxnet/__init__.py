@@ -17,7 +17,13 @@ from ._measures import spread_over_keys as spread_over_keys, stuck_measures as s
 from ._elements import KINDS as KINDS, THERMAL_VOLTAGE as THERMAL_VOLTAGE, Elements as Elements
 from ._network import Network as Network
 from ._plot import plot_network as plot_network, plot_sweep as plot_sweep
-from ._spice import from_spice as from_spice, to_spice as to_spice
+from ._spice import (
+    DIODE_ACCEPTED as DIODE_ACCEPTED,
+    DIODE_HONOURED as DIODE_HONOURED,
+    SpiceCircuit as SpiceCircuit,
+    from_spice as from_spice,
+    to_spice as to_spice,
+)
 from ._sharding import shard_instances as shard_instances
 from ._solver import Solver as Solver, solve as solve
 from . import rules as rules
