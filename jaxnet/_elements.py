@@ -225,10 +225,14 @@ def _junction_voltage(drop, k, i_s, n, g, b, n_bv):
     + k drop / I_s))` for a forward drop, 0 for a reverse one. Without breakdown `h` is convex,
     the start is above the root and Newton descends onto it monotonically. Breakdown makes `h`
     concave below `-b`, where Newton may overshoot: each step keeps a bracket of the root and
-    bisects it whenever Newton's step leaves it (or overflows).
+    bisects it whenever Newton's step leaves it (or overflows). The bracket's reverse end is
+    also at or above `-(b + n_bv log(1 + k |drop| / I_s))`, where the breakdown current alone
+    exceeds what the resistor can carry (`h < 0`), so no step reaches the far, overflowing
+    side of the exponential.
     """
     drop, k = jax.lax.stop_gradient((drop, k))
     start = jnp.where(drop > 0, jnp.minimum(drop, n * jnp.log1p(k * jnp.maximum(drop, 0) / i_s)), 0.0)
+    past_breakdown = -(b + n_bv * jnp.log1p(k * jnp.abs(drop) / i_s))  # -inf without breakdown
 
     def step(_, state):
         v, low, high = state
@@ -238,7 +242,7 @@ def _junction_voltage(drop, k, i_s, n, g, b, n_bv):
         inside = (newton >= low) & (newton <= high)  # False for a NaN step
         return jnp.where(inside, newton, 0.5 * (low + high)), low, high
 
-    bracket = (jnp.minimum(drop, 0.0), jnp.maximum(drop, 0.0))
+    bracket = (jnp.maximum(jnp.minimum(drop, 0.0), past_breakdown), jnp.maximum(drop, 0.0))
     return jax.lax.fori_loop(0, _JUNCTION_STEPS, step, (start, *bracket))[0]
 
 
