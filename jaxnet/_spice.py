@@ -224,10 +224,9 @@ class _Reader:
     def __init__(self):
         self.options = {"gmin": 1e-12, "temp": 27.0, "tnom": 27.0, "reltol": 1e-3}
         self.models: dict[str, tuple[dict[str, str], str]] = {}
-        self.elements: list[tuple[str, str, str, str]] = []  # (kind, first node, second node, line)
+        # (kind, first node, second node, a resistor's resistance or a diode's (words, named, line))
+        self.elements: list[tuple[str, str, str, object]] = []
         self.sources: list[tuple[str, str, float, str]] = []  # (+ node, - node, volts, line)
-        self.diode_cards: list[tuple[list[str], dict[str, str], str]] = []
-        self.resistances: list[float] = []
         self.ran = False  # an analysis (`op`, `run`) already in the .control block
 
     def option(self, name: str, value: str | None, line: str, after_analysis: bool = False) -> None:
@@ -294,16 +293,14 @@ class _Reader:
         if kind == "V":
             self.sources.append((a, b, self.source_value(positional[3:], named, line), line))
             return
-        if a.lower() == b.lower():
+        if _key(a) == _key(b):
             raise ValueError(f"SPICE line {line!r}: both ends of {name} are on node {a}.")
         if kind == "R":
-            self.resistances.append(self.resistance(positional[3:], named, line))
-            self.elements.append(("resistor", a, b, line))
+            self.elements.append(("resistor", a, b, self.resistance(positional[3:], named, line)))
         else:
             if len(positional) < 4:
                 raise ValueError(f"SPICE line {line!r}: a diode needs a model name (D1 anode cathode MODEL).")
-            self.diode_cards.append((positional[3:], named, line))
-            self.elements.append(("diode", a, b, line))
+            self.elements.append(("diode", a, b, (positional[3:], named, line)))  # read once every .model is in
 
     @staticmethod
     def source_value(words: list[str], named: dict[str, str], line: str) -> float:
@@ -403,6 +400,11 @@ def _is_ground(name: str) -> bool:
     return name == "0" or name.lower() == "gnd"
 
 
+def _key(name: str) -> str:
+    """A node name as SPICE tells nodes apart: case folded, `gnd` being ground `0`."""
+    return "0" if _is_ground(name) else name.lower()
+
+
 def from_spice(text: str) -> SpiceCircuit:
     """Read a SPICE netlist of resistors, diodes and DC voltage sources into jaxnet, at the
     operating point ngspice-39 would compute, or refuse it naming what is not honoured.
@@ -469,17 +471,14 @@ def from_spice(text: str) -> SpiceCircuit:
     spelled: dict[str, str] = {}
     for _, a, b, _ in reader.elements:
         for name in (a, b):
-            spelled.setdefault("0" if _is_ground(name) else name.lower(), name)
+            spelled.setdefault(_key(name), name)
     names = list(spelled)
     numbered = [re.fullmatch(r"n(\d+)", name) for name in names]
     if all(numbered) and sorted(int(m.group(1)) for m in numbered) == list(range(len(names))):  # to_spice's names
         names = sorted(names, key=lambda name: int(name[1:]))
     index = {name: i for i, name in enumerate(names)}
 
-    def node(name: str) -> int:
-        return index["0" if _is_ground(name) else name.lower()]
-
-    edges = np.array([(node(a), node(b)) for _, a, b, _ in reader.elements])
+    edges = np.array([(index[_key(a)], index[_key(b)]) for _, a, b, _ in reader.elements])
     labels = connected_components(edges, len(names))
     if labels.max() > 0:
         apart = names[int(np.flatnonzero(labels != labels[0])[0])]
@@ -491,34 +490,26 @@ def from_spice(text: str) -> SpiceCircuit:
             raise ValueError(f"SPICE line {line!r}: jaxnet reads voltage sources with exactly one end on ground 0 "
                              "(they hold a node's voltage).")
         held, volts = (plus, volts) if _is_ground(minus) else (minus, -volts)
-        if ("0" if _is_ground(held) else held.lower()) not in index:
+        if _key(held) not in index:
             raise ValueError(f"SPICE line {line!r}: no resistor or diode touches node {held}.")
-        if node(held) in fixed:
-            raise ValueError(f"SPICE line {line!r}: node {held} is already held by {fixed[node(held)][1]!r}.")
-        fixed[node(held)] = (volts, line)
+        i = index[_key(held)]
+        if i in fixed:
+            raise ValueError(f"SPICE line {line!r}: node {held} is already held by {fixed[i][1]!r}.")
+        fixed[i] = (volts, line)
     if "0" in index:
         fixed[index["0"]] = (0.0, "ground")
 
     kinds = [kind for kind, *_ in reader.elements]
-    k, diodes, resistances = [], [], iter(reader.resistances)
-    cards = iter(reader.diode_cards)
-    for kind in kinds:
-        if kind == "resistor":
-            k.append(1 / next(resistances))
-        else:
-            diodes.append(reader.diode(*next(cards)))
-            k.append(diodes[-1]["k"])
+    rows = [{"k": 1 / made} if kind == "resistor" else reader.diode(*made) for kind, _, _, made in reader.elements]
     net = Network.from_edges(edges, len(names))
-    if diodes:
-        defaults = {"saturation_current": 1e-12, "emission_voltage": THERMAL_VOLTAGE, "breakdown_voltage": math.inf,
-                    "breakdown_emission": THERMAL_VOLTAGE}
-        per_edge = iter(diodes)
-        rows = [next(per_edge) if kind == "diode" else defaults for kind in kinds]
+    if "diode" in kinds:
+        unused = {"saturation_current": 1e-12, "emission_voltage": THERMAL_VOLTAGE, "breakdown_voltage": math.inf,
+                  "breakdown_emission": THERMAL_VOLTAGE}  # a resistor's, never read
         net = net.with_elements(Elements.from_kinds(
-            kinds, leak=reader.options["gmin"], **{f: [row[f] for row in rows] for f in defaults}))
+            kinds, leak=reader.options["gmin"], **{f: [row.get(f, x) for row in rows] for f, x in unused.items()}))
     return SpiceCircuit(
         net=net,
-        conductances=np.array(k),
+        conductances=np.array([row["k"] for row in rows]),
         fixed_nodes=np.array(list(fixed)),
         fixed_values=np.array([volts for volts, _ in fixed.values()]),
         nodes={spelled[name]: i for i, name in enumerate(names)},

@@ -281,6 +281,7 @@ REFUSED = [
     (SOURCE + "R2 a 0 1k\nV2 x 0 2\n", r"'V2 x 0 2'.*no resistor or diode touches node x"),
     (SOURCE + "R2 b c 1k\nV2 b 0 2\n", r"node b has no path of resistors and diodes to node in"),
     (SOURCE + "R2 a A 1k\n", r"both ends of R2 are on node a"),
+    (SOURCE + "R2 0 GND 1k\n", r"both ends of R2 are on node 0"),
     ("t\n+ R1 a 0 1\n", r"continues nothing"),
 ]
 
