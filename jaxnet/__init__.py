@@ -24,7 +24,13 @@ from ._results import (
     SolverError as SolverError,
     check as check,
 )
-from ._spice import from_spice as from_spice, to_spice as to_spice
+from ._spice import (
+    DIODE_ACCEPTED as DIODE_ACCEPTED,
+    DIODE_HONOURED as DIODE_HONOURED,
+    SpiceCircuit as SpiceCircuit,
+    from_spice as from_spice,
+    to_spice as to_spice,
+)
 from ._sharding import shard_instances as shard_instances
 from ._solver import Solver as Solver, solve as solve
 from . import rules as rules

@@ -15,9 +15,13 @@ The elements (`k` is the learned parameter; the others are fixed `Elements` fiel
 - **diode** (Shockley, with a series resistance): a junction `I = I_s (exp(v / nV_T) - 1) +
   g_min v` in series with a resistor of conductance `k`. SPICE's diode with `IS`, `N`, `RS =
   1/k` and its `GMIN` across the junction. Fields `saturation_current` (`I_s`, A),
-  `emission_voltage` (`n V_T`, V), `leak` (`g_min`, S). The junction voltage `v` is found
-  per edge by Newton's method, which converges monotonically here (the junction's current is
-  convex and increasing in `v`, and the iteration starts above the root).
+  `emission_voltage` (`n V_T`, V), `leak` (`g_min`, S). With a finite `breakdown_voltage`
+  `B` the junction also breaks down in reverse, SPICE's way: `- I_s exp(-(B + v) / n_bv V_T)`
+  is added, `breakdown_emission` being `n_bv V_T` (SPICE's `NBV` times the thermal voltage;
+  `B` is SPICE's knee-matched breakdown voltage, see `jn.from_spice`). The junction voltage `v`
+  is found per edge by Newton's method safeguarded by bisection: the junction's current is
+  increasing in `v`, so the root is bracketed between 0 and the edge's drop; without breakdown
+  it is also convex and Newton, started above the root, descends onto it without a bisection.
 - **smooth_diode**: a piecewise-linear diode, conductance `leak` below its turn-on voltage
   `threshold` and `k` above it, with the corner rounded over `width` volts:
   `I = g_off Δ + (k - g_off) [s(Δ - V_on) - s(-V_on)]`, `s(u) = (u + sqrt(u² + w²) - w) / 2`.
@@ -72,6 +76,8 @@ class Elements(eqx.Module):
     - `threshold`: smooth diode turn-on voltage, transistor `V_th` (V).
     - `width`: smooth diode corner width (V).
     - `gain`: transistor `K` (A/V²).
+    - `breakdown_voltage`: diode reverse breakdown voltage `B` (V, > 0); `inf`: no breakdown.
+    - `breakdown_emission`: diode breakdown `n_bv V_T` (V).
     """
 
     kind: Int[Array, " edges"]
@@ -81,6 +87,8 @@ class Elements(eqx.Module):
     threshold: Float[Array, " edges"]
     width: Float[Array, " edges"]
     gain: Float[Array, " edges"]
+    breakdown_voltage: Float[Array, " edges"]
+    breakdown_emission: Float[Array, " edges"]
 
     @classmethod
     def from_kinds(
@@ -93,16 +101,19 @@ class Elements(eqx.Module):
         threshold: Float[ArrayLike, "*edges"] = 0.0,
         width: Float[ArrayLike, "*edges"] = 0.05,
         gain: Float[ArrayLike, "*edges"] = 1.0,
+        breakdown_voltage: Float[ArrayLike, "*edges"] = np.inf,
+        breakdown_emission: Float[ArrayLike, "*edges"] = THERMAL_VOLTAGE,
     ) -> "Elements":
         """Elements from a kind per edge (names from `KINDS` or their codes); parameters are
         scalars or `(E,)` arrays.
 
         Defaults: a diode with `I_s` 1e-12 A, `n V_T` = `THERMAL_VOLTAGE` (`N = 1` at 27 °C),
-        `g_min` 1e-12 S as SPICE), a smooth diode turning on at 0 V over 50 mV, a transistor
+        `g_min` 1e-12 S as SPICE) and no breakdown, a smooth diode turning on at 0 V over 50 mV, a transistor
         with `V_th` 0 and `K` 1 A/V².
 
         **Raises:** `ValueError` for an unknown kind or a parameter out of its range
-        (`saturation_current`, `emission_voltage`, `width`, `gain` must be > 0; `leak` >= 0).
+        (`saturation_current`, `emission_voltage`, `width`, `gain`, `breakdown_voltage`,
+        `breakdown_emission` must be > 0, `breakdown_voltage` may be `inf`; `leak` >= 0).
 
         ```python
         kinds = ["resistor", "diode", "resistor"]
@@ -126,12 +137,14 @@ class Elements(eqx.Module):
         for name, value, low in [
             ("saturation_current", saturation_current, "positive"), ("emission_voltage", emission_voltage, "positive"),
             ("leak", leak, "non-negative"), ("threshold", threshold, None), ("width", width, "positive"),
-            ("gain", gain, "positive"),
+            ("gain", gain, "positive"), ("breakdown_voltage", breakdown_voltage, "positive"),
+            ("breakdown_emission", breakdown_emission, "positive"),
         ]:
             v = np.broadcast_to(np.asarray(value, float), (n_edges,)) if np.ndim(value) == 0 else np.asarray(value, float)
             if v.shape != (n_edges,):
                 raise ValueError(f"{name} must be a scalar or have shape ({n_edges},); got {v.shape}.")
-            if not np.all(np.isfinite(v)) or (low == "positive" and np.any(v <= 0)) or (low == "non-negative" and np.any(v < 0)):
+            finite = np.isfinite(v) | ((v == np.inf) & (name == "breakdown_voltage"))
+            if not np.all(finite) or (low == "positive" and np.any(v <= 0)) or (low == "non-negative" and np.any(v < 0)):
                 raise ValueError(f"{name} must be finite{' and ' + low if low else ''}; got {v.tolist()}.")
             params[name] = jnp.asarray(v)
         return cls(kind=jnp.asarray(codes), **params)
@@ -187,18 +200,36 @@ class _Resistor:
         return 0.5 * k * drop**2
 
 
-def _junction(v, i_s, n, g):
-    """Junction current `I_s (exp(v / n) - 1) + g v`."""
-    return i_s * jnp.expm1(v / n) + g * v
+def _breakdown_exponent(v, b, n_bv):
+    """`-(b + v) / n_bv`, and `-inf` where there is no breakdown (`b` infinite), written so
+    that no infinity reaches a derivative."""
+    broken = jnp.isfinite(b)
+    return jnp.where(broken, -(jnp.where(broken, b, 0.0) + v) / n_bv, -jnp.inf)
+
+
+def _junction(v, i_s, n, g, b, n_bv):
+    """Junction current `I_s (exp(v / n) - 1) + g v - I_s exp(-(b + v) / n_bv)`."""
+    return i_s * jnp.expm1(v / n) + g * v - i_s * jnp.exp(_breakdown_exponent(v, b, n_bv))
+
+
+def _junction_conductance(v, i_s, n, g, b, n_bv):
+    """`d _junction / dv` (> 0)."""
+    return i_s / n * jnp.exp(v / n) + g + i_s / n_bv * jnp.exp(_breakdown_exponent(v, b, n_bv))
 
 
 @jax.custom_jvp
-def _junction_voltage(drop, k, i_s, n, g):
+def _junction_voltage(drop, k, i_s, n, g, b, n_bv):
     """The junction voltage `v` of a diode edge: `_junction(v) = k (drop - v)`.
 
-    Newton's method on `h(v) = _junction(v) - k (drop - v)`, convex and increasing, started
-    above the root (at `min(drop, n log(1 + k drop / I_s))` for a forward drop, 0 for a reverse
-    one): it then descends monotonically onto the root without overshooting.
+    Newton's method on the increasing `h(v) = _junction(v) - k (drop - v)`, whose root lies
+    between 0 (`h = -k drop`) and `drop` (`h = _junction(drop)`), started at `min(drop, n log(1
+    + k drop / I_s))` for a forward drop, 0 for a reverse one. Without breakdown `h` is convex,
+    the start is above the root and Newton descends onto it monotonically. Breakdown makes `h`
+    concave below `-b`, where Newton may overshoot: each step keeps a bracket of the root and
+    bisects it whenever Newton's step leaves it (or overflows). The bracket's reverse end is
+    also at or above `-(b + n_bv log(1 + k |drop| / I_s))`, where the breakdown current alone
+    exceeds what the resistor can carry (`h < 0`), so no step reaches the far, overflowing
+    side of the exponential.
 
     Differentiable to any order, in every mode, by implicit differentiation of `h(v) = 0`
     (the rule below), never through the iterations: the rule is built from this function
@@ -206,12 +237,18 @@ def _junction_voltage(drop, k, i_s, n, g):
     again (what `jax.hessian` of a state, `jacfwd` over `grad` or `grad` over `grad`, needs).
     """
     start = jnp.where(drop > 0, jnp.minimum(drop, n * jnp.log1p(k * jnp.maximum(drop, 0) / i_s)), 0.0)
+    past_breakdown = -(b + n_bv * jnp.log1p(k * jnp.abs(drop) / i_s))  # -inf without breakdown
 
-    def step(_, v):
-        h = _junction(v, i_s, n, g) - k * (drop - v)
-        return v - h / (i_s / n * jnp.exp(v / n) + g + k)
+    def step(_, state):
+        v, low, high = state
+        h = _junction(v, i_s, n, g, b, n_bv) - k * (drop - v)
+        low, high = jnp.where(h < 0, v, low), jnp.where(h < 0, high, v)
+        newton = v - h / (_junction_conductance(v, i_s, n, g, b, n_bv) + k)
+        inside = (newton >= low) & (newton <= high)  # False for a NaN step
+        return jnp.where(inside, newton, 0.5 * (low + high)), low, high
 
-    return jax.lax.fori_loop(0, _JUNCTION_STEPS, step, start)
+    bracket = (jnp.maximum(jnp.minimum(drop, 0.0), past_breakdown), jnp.maximum(drop, 0.0))
+    return jax.lax.fori_loop(0, _JUNCTION_STEPS, step, (start, *bracket))[0]
 
 
 @_junction_voltage.defjvp
@@ -221,25 +258,24 @@ def _junction_voltage_jvp(primals, tangents):
     # change with its own parameters at fixed `v`. `u` is taken as `_junction(v) / k`, equal
     # to `drop - v` at the root (so are all its derivatives along the root) and free of the
     # cancellation `drop - v` suffers when the resistor's share of the drop is tiny.
-    drop, k, i_s, n, g = primals
-    d_drop, d_k, d_i_s, d_n, d_g = tangents
-    v = _junction_voltage(drop, k, i_s, n, g)
-    current, d_junction = jax.jvp(lambda a, b, c: _junction(v, a, b, c), (i_s, n, g), (d_i_s, d_n, d_g))
-    g_junction = i_s / n * jnp.exp(v / n) + g
-    return v, (k * d_drop + current / k * d_k - d_junction) / (k + g_junction)
+    drop, k, *params = primals
+    d_drop, d_k, *d_params = tangents
+    v = _junction_voltage(drop, k, *params)
+    current, d_junction = jax.jvp(lambda *p: _junction(v, *p), tuple(params), tuple(d_params))
+    return v, (k * d_drop + current / k * d_k - d_junction) / (k + _junction_conductance(v, *params))
 
 
-def _diode_current(drop, k, i_s, n, g):
+def _diode_current(drop, k, *params):
     # The junction's current at `v`, not `k (drop - v)`: when the resistor's share of the drop
     # is tiny, `drop - v` cancels and would cost the current its relative accuracy. Its
     # derivatives, `g_j dv` plus the parameters' share, have no such cancellation either.
-    return _junction(_junction_voltage(drop, k, i_s, n, g), i_s, n, g)
+    return _junction(_junction_voltage(drop, k, *params), *params)
 
 
 class _Diode:
     @staticmethod
     def _params(el):
-        return el.saturation_current, el.emission_voltage, el.leak
+        return el.saturation_current, el.emission_voltage, el.leak, el.breakdown_voltage, el.breakdown_emission
 
     @staticmethod
     def current(el, drop, k):
@@ -253,11 +289,13 @@ class _Diode:
         # the second ones (the series conductance `k g_j / (k + g_j)`, not `k`), so `v` is
         # differentiated (implicitly, `_junction_voltage`). `u` takes its value from the
         # junction's current (no cancellation) and its derivatives from `drop - v`.
-        i_s, n, g = _Diode._params(el)
-        v = _junction_voltage(drop, k, i_s, n, g)
+        params = _Diode._params(el)
+        i_s, n, g, b, n_bv = params
+        v = _junction_voltage(drop, k, *params)
         u = drop - v
-        u = u + jax.lax.stop_gradient(_junction(v, i_s, n, g) / k - u)
-        return 0.5 * k * u**2 + i_s * (n * jnp.expm1(v / n) - v) + 0.5 * g * v**2
+        u = u + jax.lax.stop_gradient(_junction(v, *params) / k - u)
+        breakdown = i_s * n_bv * (jnp.exp(_breakdown_exponent(v, b, n_bv)) - jnp.exp(_breakdown_exponent(0.0, b, n_bv)))
+        return 0.5 * k * u**2 + i_s * (n * jnp.expm1(v / n) - v) + 0.5 * g * v**2 + breakdown
 
 
 def _corner(u, w):

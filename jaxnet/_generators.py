@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 import scipy.spatial
-from jaxtyping import Array, Int, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from ._network import Network
 
@@ -107,26 +107,31 @@ def disordered_network(key: PRNGKeyArray, n_nodes: int, coordination: float = 4.
     return Network.from_edges(kept, n_nodes, positions=points)
 
 
-def random_graph(key: PRNGKeyArray, n_nodes: int, n_edges: int) -> Network:
-    """A random connected simple graph: a random spanning tree plus random extra edges.
+def random_graph(key: PRNGKeyArray, n_nodes: int, n_edges: int, *, parallel_edges: bool = False) -> Network:
+    """A random connected graph: a random spanning tree plus random extra edges.
 
-    **Arguments:** `key`; `n_nodes` (>= 2); `n_edges` between `n_nodes - 1` and
-    `n_nodes (n_nodes - 1) / 2`. **Returns:** a `Network`.
+    **Arguments:** `key`; `n_nodes` (>= 2); `n_edges`, at least `n_nodes - 1`; `parallel_edges`:
+    if False (the default) the graph is simple and `n_edges` is at most `n_nodes (n_nodes - 1) / 2`;
+    if True each extra edge joins a uniformly drawn pair of distinct nodes, which may already be
+    joined (a multigraph, with no upper bound on `n_edges`).
+
+    **Returns:** a `Network` with edges sorted by `(sender, receiver)`.
     """
     if n_nodes < 2:
         raise ValueError(f"random_graph needs n_nodes >= 2; got {n_nodes}.")
-    most = n_nodes * (n_nodes - 1) // 2
+    most = n_edges if parallel_edges else n_nodes * (n_nodes - 1) // 2
     if not (n_nodes - 1 <= n_edges <= most):
         raise ValueError(f"n_edges must be between {n_nodes - 1} and {most} for {n_nodes} nodes; got {n_edges}.")
     rng = _rng(key)
     perm = rng.permutation(n_nodes)
     # Random recursive tree: each new node attaches to a uniformly chosen earlier one.
-    tree = [(perm[i], perm[rng.integers(i)]) for i in range(1, n_nodes)]
-    chosen = {tuple(sorted(map(int, e))) for e in tree}
+    tree = [tuple(sorted((int(perm[i]), int(perm[rng.integers(i)])))) for i in range(1, n_nodes)]
+    chosen = list(tree) if parallel_edges else set(tree)
+    add = chosen.append if parallel_edges else chosen.add
     while len(chosen) < n_edges:
         a, b = rng.integers(n_nodes, size=2)
         if a != b:
-            chosen.add((int(min(a, b)), int(max(a, b))))
+            add((int(min(a, b)), int(max(a, b))))
     return Network.from_edges(np.array(sorted(chosen)), n_nodes)
 
 
@@ -149,32 +154,54 @@ def random_terminals(
 
 
 def from_networkx(graph) -> Network:
-    """A `Network` from an undirected `networkx` graph.
+    """A `Network` from an undirected `networkx` graph: a `Graph`, or a `MultiGraph` whose
+    parallel edges become parallel network edges.
 
-    Nodes are numbered in `graph.nodes` order; a node attribute ``"pos"`` (2-sequence), if
-    every node has one, becomes `positions`. **Returns:** a `Network`.
+    Nodes are numbered in `graph.nodes` order, edges follow `graph.edges` order; a node
+    attribute ``"pos"`` (2-sequence), if every node has one, becomes `positions`.
+
+    **Returns:** a `Network`.
+
+    **Raises:** `ValueError` naming the graph's own node for a self-loop or a node that no path
+    joins to the first node.
     """
+    import networkx as nx
+
     nodes = list(graph.nodes)
+    if not nodes:
+        raise ValueError("the graph has no nodes.")
+    for a, b in nx.selfloop_edges(graph):
+        raise ValueError(f"the graph has a self-loop on node {a!r}.")
+    apart = set(nodes) - nx.node_connected_component(graph, nodes[0])
+    if apart:
+        raise ValueError(f"the graph is disconnected: node {next(n for n in nodes if n in apart)!r} has no path "
+                         f"to node {nodes[0]!r}.")
     index = {node: i for i, node in enumerate(nodes)}
-    edges = np.array([(index[a], index[b]) for a, b in graph.edges], dtype=np.int64).reshape(-1, 2)
+    edges = np.array([(index[a], index[b]) for a, b in graph.edges()], dtype=np.int64).reshape(-1, 2)
     pos = None
-    if nodes and all("pos" in graph.nodes[n] for n in nodes):
+    if all("pos" in graph.nodes[n] for n in nodes):
         pos = np.array([graph.nodes[n]["pos"] for n in nodes], dtype=float)
     return Network.from_edges(edges, len(nodes), positions=pos)
 
 
-def to_networkx(net: Network, conductances=None):
-    """A `networkx.Graph` of `net`; nodes `0..N-1`, edge attribute ``"conductance"`` if given.
+def to_networkx(net: Network, conductances: Float[ArrayLike, " edges"] | None = None):
+    """A `networkx` graph of `net`: a `Graph` when no two edges join the same pair of nodes, a
+    `MultiGraph` when some do (its edge keys are the network's edge indices).
 
-    Node positions, if the network has them, go to the node attribute ``"pos"``.
+    Nodes are `0..N-1`; the edge attribute ``"conductance"`` holds `conductances` `(E,)` if
+    given; node positions, if the network has them, go to the node attribute ``"pos"``.
     """
     import networkx as nx
 
-    graph = nx.Graph()
+    senders, receivers = np.asarray(net.senders).tolist(), np.asarray(net.receivers).tolist()
+    pairs = {tuple(sorted(p)) for p in zip(senders, receivers)}
+    multi = len(pairs) < net.n_edges
+    graph = nx.MultiGraph() if multi else nx.Graph()
     pos = None if net.positions is None else np.asarray(net.positions)
     for i in range(net.n_nodes):
         graph.add_node(i, **({} if pos is None else {"pos": tuple(pos[i])}))
     k = None if conductances is None else np.asarray(conductances)
-    for e, (a, b) in enumerate(zip(np.asarray(net.senders).tolist(), np.asarray(net.receivers).tolist())):
-        graph.add_edge(a, b, **({} if k is None else {"conductance": float(k[e])}))
+    for e, (a, b) in enumerate(zip(senders, receivers)):
+        attributes = {} if k is None else {"conductance": float(k[e])}
+        graph.add_edge(a, b, **({"key": e} if multi else {}), **attributes)
     return graph

@@ -15,7 +15,8 @@ class Network(eqx.Module):
     """Topology of a resistor network: which nodes each edge joins.
 
     Edge ``e`` runs ``senders[e] -> receivers[e]``; its voltage drop is
-    ``V[senders[e]] - V[receivers[e]]``. Conductances are not part of the network: they are
+    ``V[senders[e]] - V[receivers[e]]``. The graph may be a multigraph: parallel edges (the
+    same pair of nodes) are separate edges, each with its own conductance. Conductances are not part of the network: they are
     what learning changes, so they are passed separately to every function.
 
     A `Network` is an `equinox.Module`, hence a pytree: it can be passed through `jit`, and
@@ -81,7 +82,10 @@ class Network(eqx.Module):
         n_nodes: int | None = None,
         positions: Float[ArrayLike, "nodes 2"] | None = None,
     ) -> "Network":
-        """Build a network from a list of edges, refusing graphs that are not simple and connected.
+        """Build a network from a list of edges, refusing graphs with self-loops or not connected.
+
+        Parallel edges (two or more edges joining the same pair of nodes, in either
+        orientation) are allowed: each has its own conductance and learns on its own.
 
         **Arguments:**
 
@@ -92,8 +96,8 @@ class Network(eqx.Module):
         **Returns:** a `Network`.
 
         **Raises:** `ValueError` naming the offending edge or node for: a wrong shape or dtype,
-        a negative or out-of-range node id, a self-loop, a duplicate edge (in either
-        orientation), or a disconnected graph (including a node that no edge touches).
+        a negative or out-of-range node id, a self-loop, or a disconnected graph (including a
+        node that no edge touches).
 
         ```python
         net = jn.Network.from_edges([[0, 1], [1, 2], [2, 0]])
@@ -121,15 +125,6 @@ class Network(eqx.Module):
         if loops.size:
             i = int(loops[0])
             raise ValueError(f"edge {i} = {tuple(e[i].tolist())} is a self-loop.")
-        key = np.sort(e, axis=1)
-        _, first, counts = np.unique(key, axis=0, return_index=True, return_counts=True)
-        if np.any(counts > 1):
-            dup_key = key[first[np.argmax(counts > 1)]]
-            where = np.flatnonzero(np.all(key == dup_key, axis=1))
-            raise ValueError(
-                f"edges {where.tolist()} all join nodes {tuple(dup_key.tolist())}: duplicate edge "
-                "(either orientation). Merge parallel resistors into one edge (conductances add)."
-            )
         labels = connected_components(e, n)
         if labels.max() > 0:
             lonely = int(np.flatnonzero(labels != labels[0])[0])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 #: Metrics plotted on a log axis (they span decades); others are linear.
@@ -163,6 +165,27 @@ def _layout(net) -> np.ndarray:
     return pos
 
 
+def _edge_paths(net, pos: np.ndarray) -> list[np.ndarray]:
+    """Each edge's polyline: a straight `(2, 2)` segment, or for edges in parallel (joining
+    the same pair of nodes) `(17, 2)` arcs bowed apart, symmetric about the straight line."""
+    s, r = np.asarray(net.senders), np.asarray(net.receivers)
+    pairs = [tuple(sorted(p)) for p in zip(s.tolist(), r.tolist())]
+    count, seen = Counter(pairs), Counter()
+    t = np.linspace(0.0, 1.0, 17)[:, None]
+    paths = []
+    for e, pair in enumerate(pairs):
+        a, b = pos[pair[0]], pos[pair[1]]
+        rank, seen[pair] = seen[pair], seen[pair] + 1
+        if count[pair] == 1:
+            paths.append(np.stack([pos[s[e]], pos[r[e]]]))
+            continue
+        normal = np.array([a[1] - b[1], b[0] - a[0]])  # |normal| = |b - a|
+        bow = 0.25 * (rank - (count[pair] - 1) / 2) * normal  # the arc's peak, off the line
+        control = (a + b) / 2 + 2 * bow  # a quadratic Bezier peaks halfway to its control point
+        paths.append((1 - t) ** 2 * a + 2 * t * (1 - t) * control + t**2 * b)
+    return paths
+
+
 #: Line styles of the element kinds, in `jn.KINDS` order.
 _KIND_STYLES = ("solid", (0, (4, 2)), (0, (1, 1.5)), (0, (5, 1.5, 1, 1.5)))
 
@@ -183,7 +206,7 @@ def plot_network(
     **Arguments:**
 
     - `net`: the network; node positions from its generator (`net.positions`), else a spectral
-      layout. With `elements`, line style marks the kind (solid resistor, dashed diode, dotted
+      layout. Parallel edges (joining the same two nodes) are drawn as arcs bowed apart. With `elements`, line style marks the kind (solid resistor, dashed diode, dotted
       smooth diode, dash-dot transistor).
     - `conductances`: `(E,)`; edge width grows with it (log scale when it spans a decade).
     - `voltages`: optional `(N,)` node voltages (e.g. one example's free state, `jn.solve`);
@@ -218,7 +241,6 @@ def plot_network(
     else:
         fig = ax.figure
     pos = _layout(net)
-    s, r = np.asarray(net.senders), np.asarray(net.receivers)
     if edge_color == "current":
         from ._states import edge_currents
 
@@ -231,8 +253,7 @@ def plot_network(
     span = np.ptp(scale)
     width = 0.5 + 4.0 * (scale - scale.min()) / span if span > 0 else np.full(net.n_edges, 2.0)
     kinds = np.zeros(net.n_edges, int) if net.elements is None else np.asarray(net.elements.kind)
-    segments = np.stack([pos[s], pos[r]], 1)
-    lines = LineCollection(segments, linewidths=width, cmap="viridis", linestyles=[_KIND_STYLES[c] for c in kinds])
+    lines = LineCollection(_edge_paths(net, pos), linewidths=width, cmap="viridis", linestyles=[_KIND_STYLES[c] for c in kinds])
     lines.set_array(values)
     ax.add_collection(lines)
     fig.colorbar(lines, ax=ax, label=label, fraction=0.046, pad=0.02)

@@ -43,3 +43,12 @@ def test_plot_network_names_bad_input():
         jn.plot_network(net, np.ones(4), edge_color="current")
     with pytest.raises(ValueError, match="one example's state"):
         jn.plot_network(net, np.ones(4), np.ones((2, 4)))
+
+
+def test_plot_network_bows_parallel_edges_apart():
+    net = jn.Network.from_edges([[0, 1], [1, 2], [2, 1], [1, 2]], positions=[[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]])
+    paths = jn.plot_network(net, np.ones(4)).axes[0].collections[0].get_paths()
+    assert len(paths[0].vertices) == 2  # a single edge stays straight
+    peaks = [p.vertices[len(p.vertices) // 2] for p in paths[1:]]
+    np.testing.assert_allclose([x for x, _ in peaks], 1.5)  # three arcs peak over the middle of 1-2,
+    np.testing.assert_allclose(sorted(y for _, y in peaks), [-0.25, 0.0, 0.25], atol=1e-12)  # bowed apart
