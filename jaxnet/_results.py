@@ -101,7 +101,7 @@ def _advice(result: str, residual: float, tolerance: float, dtype, k_low: float,
     single = np.dtype(dtype) == np.float32
     if result in ("dense_residual", "cg_residual", "singular", "newton"):
         tips = []
-        if single:
+        if single and (result != "cg_residual" or decades > 3):
             tips.append("compute in float64 (jax.config.update('jax_enable_x64', True) and float64 "
                         "conductances; sweep.dtype = 'float64')")
         if result == "dense_residual":

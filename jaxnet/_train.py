@@ -34,7 +34,8 @@ class TrainState(eqx.Module):
     - `key`: the run's PRNG key; step `t` draws from `jax.random.fold_in(key, t)`.
     - `failure`: the run's first failure (`jn.Failure`; `failure.result` is
       `RESULTS.successful` while it has none). A failed run stops where it failed: its state
-      keeps the last good conductances, and continuing it changes nothing.
+      keeps the last good conductances (only `step` goes on counting), and continuing it
+      changes nothing.
     - `initial_loss`: the training loss at step 0 of the run (`C0` of `normalized_loss`;
       NaN until the first call has measured it).
     """
@@ -292,6 +293,8 @@ def train(
             initial_loss=state.initial_loss,
         )
         stopped = _record(state, RESULTS.where(done, RESULTS.successful, result), k, meas.info)
+        # A failed run's step still counts, so a continued call logs the steps it was asked for.
+        stopped = eqx.tree_at(lambda s: s.step, stopped, state.step + jnp.where(last, 0, 1).astype(state.step.dtype))
         state = _select(~last & ~done & ~failed(result), new_state, stopped)
         logged = (i % log_every == 0) | last
         cosine = jnp.array(jnp.nan, dtype)

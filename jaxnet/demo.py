@@ -21,13 +21,16 @@ CONFIG = importlib.resources.files("jaxnet").joinpath("configs/demo.toml")
 
 
 def summary(table) -> str:
-    """Final C/C0 per rule and p: median, mean, test loss, share of runs below 0.1 C0."""
-    final = table[table.step == table.steps]
-    lines = [f"{'rule':<18}{'p':>5}{'C/C0 median':>13}{'C/C0 mean':>11}{'test loss':>11}{'< 0.1 C0':>10}"]
+    """Final C/C0 per rule and p over the completed runs: median, mean, test loss, share of
+    runs below 0.1 C0, and how many runs failed (they end early, so they have no final row)."""
+    final = table[(table.step == table.steps) & (table.status == "ok")]
+    failed = table[table.status == "failed"].drop_duplicates("run")
+    lines = [f"{'rule':<18}{'p':>5}{'C/C0 median':>13}{'C/C0 mean':>11}{'test loss':>11}{'< 0.1 C0':>10}{'failed':>8}"]
     for (rule, p), runs in final.groupby(["rule", "p"], sort=False):
         ratio = runs.normalized_loss
+        n_failed = int(((failed.rule == rule) & (failed.p == p)).sum())
         lines.append(f"{rule:<18}{p:>5g}{ratio.median():>13.4f}{ratio.mean():>11.4f}{runs.test_loss.mean():>11.2e}"
-                     f"{(ratio < 0.1).mean():>10.0%}")
+                     f"{(ratio < 0.1).mean():>10.0%}{n_failed:>8d}")
     return "\n".join(lines)
 
 
@@ -46,7 +49,7 @@ def main(argv=None) -> None:
     jn.plot_sweep(table, figure, x="edge_updates", hue=["rule", "p"],
                   title="64-node networks, y = C x: median and quartiles over networks")
     print(f"\nlearning curves: {figure}")
-    final = table[table.step == table.steps]
+    final = table[(table.step == table.steps) & (table.status == "ok")]
     run = int(final[(final.rule == "coupled_learning") & (final.p == 1)].run.min())
     pictures = os.path.join(args.out, "network_before_after.png")
     plot_run_network(config, args.out, run, pictures)
