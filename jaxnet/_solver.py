@@ -299,7 +299,8 @@ def _pcg(matvec, b, x0, inv_diag, rtol, atol, max_steps, residual_every, abs_mat
         return (true_r,) + _excess(true_r, abs_matvec(x) + jnp.abs(b), rtol, atol)
 
     def cycle(carry):
-        x, r, p, rz, step, _, _ = carry
+        x, r, p, rz, start, _, _, _ = carry
+        step = start
         end = jnp.minimum(step + residual_every, max_steps)
         threshold = rtol * (abs_matvec(x) + jnp.abs(b)) + atol
 
@@ -314,16 +315,19 @@ def _pcg(matvec, b, x0, inv_diag, rtol, atol, max_steps, residual_every, abs_mat
         z = inv_diag[:, None] * true_r
         r, p = jnp.where(restart, true_r, r), jnp.where(restart, z, p)
         rz = jnp.where(restart, jnp.sum(true_r * z, axis=0), rz)
-        return x, r, p, rz, step, excess, backward
+        # A cycle that neither iterated nor restarted would repeat itself forever (a NaN
+        # residual compares False everywhere): it ends the solve, which then fails its check.
+        stalled = (step == start) & ~jnp.any(restart)
+        return x, r, p, rz, step, excess, backward, stalled
 
     def not_done(carry):
-        step, excess = carry[4], carry[5]
-        return (step < max_steps) & jnp.any(excess > 0)
+        step, excess, stalled = carry[4], carry[5], carry[7]
+        return (step < max_steps) & jnp.any(excess > 0) & ~stalled
 
     r0, excess0, backward0 = measure(x0)
     z0 = inv_diag[:, None] * r0
-    init = (x0, r0, z0, jnp.sum(r0 * z0, axis=0), jnp.zeros((), jnp.int32), excess0, backward0)
-    x, _, _, _, steps, excess, backward = lax.while_loop(not_done, cycle, init)
+    init = (x0, r0, z0, jnp.sum(r0 * z0, axis=0), jnp.zeros((), jnp.int32), excess0, backward0, jnp.array(False))
+    x, _, _, _, steps, excess, backward, _ = lax.while_loop(not_done, cycle, init)
     return x, steps, (excess, backward)
 
 

@@ -208,3 +208,25 @@ def test_linear_only_physics_methods_refuse_a_nonlinear_network(small):
         with pytest.raises(ValueError, match=f"Physics.{method} solves the linear .* nonlinear elements"):
             getattr(physics, method)(*args)
     assert np.all(np.isfinite(physics.free_outputs(k)))  # the Newton path serves it
+
+
+NAN_CG = textwrap.dedent("""
+    import jax, jax.numpy as jnp, numpy as np
+    import jaxnet as jn
+    net = jn.square_lattice(4, 4)
+    solve = jax.jit(lambda k: jn.solve(net, k, jnp.array([0, 15]), jnp.array([1.0, 0.0]), method="cg",
+                                       return_info=True))
+    voltages, info = solve(jnp.ones(net.n_edges).at[3].set(jnp.nan))
+    print("nan", bool(np.isnan(voltages).all()), int(info.iterations))
+""")
+
+
+def test_cg_on_nan_input_ends(tmp_path):
+    """NaN in CG's system (a NaN conductance under jit; a failed forward solve's cotangent in
+    the adjoint) ends CG at once: NaN compares False everywhere, so a loop that waited for it
+    to converge would never end."""
+    script = tmp_path / "nan_cg.py"
+    script.write_text(NAN_CG)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "nan True" in done.stdout, done.stdout
