@@ -223,7 +223,13 @@ class _Reader:
 
     def __init__(self):
         self.options = {"gmin": 1e-12, "temp": 27.0, "tnom": 27.0, "reltol": 1e-3}
+        # where each honoured setting was given: SPICE's precedence between `.temp`, `.options`
+        # and a `.control` block's `option` depends on the order and kind of card, so a setting
+        # given twice with different values is refused, naming both lines.
+        self.set_at: dict[str, str] = {}
         self.models: dict[str, tuple[dict[str, str], str]] = {}
+        self.model_lines: dict[str, str] = {}  # every .model name (any device type): its card
+        self.names: dict[str, str] = {}  # element and source names, case folded: their line
         # (kind, first node, second node, a resistor's resistance or a diode's (words, named, line))
         self.elements: list[tuple[str, str, str, object]] = []
         self.sources: list[tuple[str, str, float, str]] = []  # (+ node, - node, volts, line)
@@ -236,10 +242,20 @@ class _Reader:
             if after_analysis:
                 raise ValueError(f"SPICE line {line!r}: option {name} after an analysis asks for a second operating "
                                  "point; jaxnet reads one.")
-            self.options[name] = _number(value, line)
+            self.setting(name, _number(value, line), line)
         elif name not in _OPTIONS_ACCEPTED:
             raise ValueError(f"SPICE line {line!r}: jaxnet does not honour option {name!r} (it honours "
                              f"{', '.join(_OPTIONS_HONOURED)}; it accepts {', '.join(_OPTIONS_ACCEPTED)}).")
+
+    def setting(self, name: str, value: float, line: str) -> None:
+        if name in self.set_at and value != self.options[name]:
+            first = self.set_at[name]
+            where = f"twice in SPICE line {line!r}" if first == line else f"in SPICE lines {first!r} and {line!r}"
+            raise ValueError(f"{name} is set to different values {where}: ngspice's precedence between .temp, "
+                             ".options and a .control block's option depends on their order; jaxnet reads one "
+                             f"{name}, so set it once.")
+        self.options[name] = value
+        self.set_at.setdefault(name, line)
 
     def options_card(self, words: list[str], line: str, after_analysis: bool = False) -> None:
         for word in re.sub(r"\s*=\s*", "=", " ".join(words)).split():
@@ -267,6 +283,11 @@ class _Reader:
             positional, named = _split(line)
             if len(positional) < 3:
                 raise ValueError(f"SPICE line {line!r}: a .model card needs a name and a type (.model NAME D ...).")
+            first = self.model_lines.get(positional[1].lower())
+            if first is not None:  # ngspice-39 keeps the first card, silently
+                raise ValueError(f"SPICE line {line!r} redefines model {positional[1]} of SPICE line {first!r}: "
+                                 "give each model one .model card.")
+            self.model_lines[positional[1].lower()] = line
             if positional[2].lower() == "d":
                 if len(positional) > 3:
                     raise ValueError(f"SPICE line {line!r}: cannot read {positional[3]!r} in a diode model (parameters "
@@ -278,7 +299,7 @@ class _Reader:
         elif head == ".temp":
             if len(words) != 2:
                 raise ValueError(f"SPICE line {line!r}: jaxnet reads one temperature in .temp (one operating point).")
-            self.options["temp"] = _number(words[1], line)
+            self.setting("temp", _number(words[1], line), line)
         elif head not in _OUTPUT_CARDS:
             raise ValueError(f"SPICE line {line!r}: jaxnet does not read the {words[0]} card (it reads .model, "
                              f".options, .temp, .control, and accepts {', '.join(_OUTPUT_CARDS)}, .end).")
@@ -290,6 +311,11 @@ class _Reader:
             raise ValueError(f"SPICE line {line!r}: jaxnet reads resistors (R), diodes (D) and DC voltage sources (V) "
                              "only.")
         name, a, b = positional[:3]
+        first = self.names.get(name.lower())
+        if first is not None:  # ngspice stops: "device already exists"
+            raise ValueError(f"SPICE line {line!r}: element {name} already exists (SPICE line {first!r}; names are "
+                             "case-insensitive): give each element its own name.")
+        self.names[name.lower()] = line
         if kind == "V":
             self.sources.append((a, b, self.source_value(positional[3:], named, line), line))
             return

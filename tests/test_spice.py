@@ -185,6 +185,19 @@ print all
 .endc
 .end
 """, {"a": 0.556942757798866}),
+    "temperature set alike in three places": ("""temperature set alike by .temp, .options and the control block
+V1 in 0 5
+R1 in a 1k
+D1 a 0 D1N
+.model D1N D(IS=5.84n N=1.94 RS=0.7017)
+.options temp=100 gmin=1e-12
+.temp 100.0
+.control
+option temp=1e2
+op
+.endc
+.end
+""", {"a": 0.556942757798866}),
     "resistor m=, w=, l=": ("""resistor instance parameters
 V1 in 0 5
 R1 in a 1k w=1u l=2u
@@ -283,6 +296,27 @@ REFUSED = [
     (SOURCE + "R2 a A 1k\n", r"both ends of R2 are on node a"),
     (SOURCE + "R2 0 GND 1k\n", r"both ends of R2 are on node 0"),
     ("t\n+ R1 a 0 1\n", r"continues nothing"),
+    # a model defined twice: ngspice-39 keeps the first card silently
+    (SOURCE + "D1 a 0 DX\n.model DX D(IS=1e-14 RS=2)\n.model dx D(IS=1e-12 RS=2)\n",
+     r"'\.model dx D\(IS=1e-12 RS=2\)' redefines model dx of SPICE line '\.model DX D\(IS=1e-14 RS=2\)'"),
+    (SOURCE + "D1 a 0 DX\n.model DX D(IS=1e-14 RS=2)\n.model DX NPN(BF=100)\n", r"redefines model DX"),
+    # a setting given twice with different values: ngspice's precedence depends on the cards'
+    # order and kind (.temp over .options temp= in either order; a later .options over an
+    # earlier; a control block's option over a .temp card after it)
+    (SOURCE + "R2 a 0 1k\n.temp 100\n.options temp=50\n",
+     r"temp is set to different values in SPICE lines '\.temp 100' and '\.options temp=50'"),
+    (SOURCE + "R2 a 0 1k\n.options temp=50\n.temp 100\n", r"'\.options temp=50' and '\.temp 100'"),
+    (SOURCE + "R2 a 0 1k\n.temp 50\n.temp 100\n", r"temp is set to different values .*'\.temp 50' and '\.temp 100'"),
+    (SOURCE + "R2 a 0 1k\n.control\noption temp=50\nop\n.endc\n.temp 100\n",
+     r"temp is set to different values in SPICE lines 'option temp=50' and '\.temp 100'"),
+    (SOURCE + "R2 a 0 1k\n.options temp=50 temp=60\n", r"temp is set to different values twice in SPICE line"),
+    (SOURCE + "R2 a 0 1k\n.options tnom=40\n.control\noption tnom=30\nop\n.endc\n",
+     r"tnom is set to different values in SPICE lines '\.options tnom=40' and 'option tnom=30'"),
+    (SOURCE + "R2 a 0 1k\n.options gmin=1e-9\n.opt gmin=1e-10\n", r"gmin is set to different values"),
+    # two elements of one name: ngspice stops ("device already exists")
+    (SOURCE + "R1 a 0 1k\n", r"'R1 a 0 1k': element R1 already exists \(SPICE line 'R1 in a 1k'"),
+    (SOURCE + "r1 a 0 1k\n", r"element r1 already exists .*case-insensitive"),
+    (SOURCE + "R2 a b 1k\nV1 b 0 2\n", r"'V1 b 0 2': element V1 already exists"),
 ]
 
 
