@@ -345,18 +345,26 @@ class _Reader:
 
     @staticmethod
     def resistance(words: list[str], named: dict[str, str], line: str) -> float:
-        if not words:
-            raise ValueError(f"SPICE line {line!r}: the resistor has no value.")
+        given = [key for key in ("r", "resistance") if key in named]
+        if given and len(words) + len(given) > 1:
+            raise ValueError(f"SPICE line {line!r}: the resistance is given twice ("
+                             f"{', '.join(words[:1] + [key + '=' for key in given])}); give it once.")
         if len(words) > 1:
             raise ValueError(f"SPICE line {line!r}: jaxnet does not read {words[1]!r} after the resistance "
                              "(ngspice reads it as a model name).")
-        resistance = _number(words[0], line)
+        if not words and not given:
+            raise ValueError(f"SPICE line {line!r}: the resistor has no value (R name a b value, or r=value).")
+        resistance = _number(words[0] if words else named[given[0]], line)
         for key, value in named.items():
             if key == "m":
-                resistance /= _number(value, line)  # m resistors in parallel
-            elif key not in ("w", "l", "ac"):  # geometry and AC resistance: no effect on a valued resistor's DC
-                raise ValueError(f"SPICE line {line!r}: jaxnet does not honour {key}= on a resistor (it honours m=, "
-                                 "and accepts w=, l=, ac=).")
+                m = _number(value, line)
+                if not m > 0:  # m=0: no resistor (ngspice leaves the nodes open); m < 0: a negative one
+                    raise ValueError(f"SPICE line {line!r}: m={value} makes no resistor of positive conductance "
+                                     "(jaxnet needs m > 0).")
+                resistance /= m  # m resistors in parallel
+            elif key not in ("w", "l", "ac", "r", "resistance"):  # geometry and AC resistance: no DC effect
+                raise ValueError(f"SPICE line {line!r}: jaxnet does not honour {key}= on a resistor (it honours r=, "
+                                 "m=, and accepts w=, l=, ac=).")
         if not 0 < resistance < math.inf:
             raise ValueError(f"SPICE line {line!r}: the resistance must be > 0 (jaxnet learns k = 1/R).")
         return resistance

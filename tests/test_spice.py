@@ -205,6 +205,14 @@ R2 a 0 1k m=2
 R3 a 0 4k
 .end
 """, {"a": 1.538461538461538}),
+    "resistance as r=": ("""the resistance given as r=, R = and resistance=
+V1 a 0 1
+R1 a b R=1k
+R2 b 0 r = 2k
+R3 b 0 resistance=2k
+R4 b 0 R=4k m=2
+.end
+""", {"b": 0.4}),
     "every honoured diode parameter": ("""honoured diode parameters, all at once
 .options temp=60 tnom=20
 Vp top 0 dc 9 ac 1
@@ -313,6 +321,11 @@ REFUSED = [
     (SOURCE + "R2 a 0 1k\n.options tnom=40\n.control\noption tnom=30\nop\n.endc\n",
      r"tnom is set to different values in SPICE lines '\.options tnom=40' and 'option tnom=30'"),
     (SOURCE + "R2 a 0 1k\n.options gmin=1e-9\n.opt gmin=1e-10\n", r"gmin is set to different values"),
+    # m=0 is no resistor (ngspice: open), m < 0 a negative one (ngspice: singular matrix)
+    (SOURCE + "R2 a 0 1k m=0\n", r"'R2 a 0 1k m=0': m=0 makes no resistor .*m > 0"),
+    (SOURCE + "R2 a 0 1k m=-1\n", r"'R2 a 0 1k m=-1': m=-1 makes no resistor"),
+    (SOURCE + "R2 a 0 1k r=2k\n", r"'R2 a 0 1k r=2k': the resistance is given twice \(1k, r=\)"),
+    (SOURCE + "R2 a 0 m=2\n", r"'R2 a 0 m=2': the resistor has no value \(R name a b value, or r=value\)"),
     # two elements of one name: ngspice stops ("device already exists")
     (SOURCE + "R1 a 0 1k\n", r"'R1 a 0 1k': element R1 already exists \(SPICE line 'R1 in a 1k'"),
     (SOURCE + "r1 a 0 1k\n", r"element r1 already exists .*case-insensitive"),
