@@ -56,10 +56,12 @@ _OPTIONS_ACCEPTED = (
     "gminsteps", "srcsteps", "noopiter", "method", "maxord", "acct", "noacct", "norefvalue", "noinit", "nopage",
     "list", "node", "opts", "numdgt", "savecurrents", "keepopinfo", "klu", "sparse", "warn", "maxwarns", "interp",
 )
-# `.control` commands that neither change the circuit nor run another analysis.
+# `.control` commands that neither change the circuit nor run another analysis (output and
+# bookkeeping); every other command (`alter`, `altermod`, `reset`, `source`, `dc`, `tran`, ...)
+# is refused by name.
 _CONTROL_ACCEPTED = (
     "op", "run", "print", "echo", "quit", "exit", "set", "unset", "write", "wrdata", "show", "showmod", "display",
-    "listing", "plot", "destroy", "rusage", "version",
+    "listing", "plot", "destroy", "rusage", "version", "save", "let", "setplot", "status", "where",
 )
 _OUTPUT_CARDS = (".op", ".title", ".save", ".print", ".probe", ".width")
 
@@ -460,8 +462,8 @@ def from_spice(text: str) -> SpiceCircuit:
     - `.model`, `.options` (`gmin`, `temp`, `tnom`, `reltol` honoured; solver and output
       settings accepted), `.temp T`, `.op`, `.title`, `.save`, `.print`, `.probe`, `.width`.
     - `.control ... .endc`: `option(s)` read as `.options` (before `op`/`run`), output and
-      analysis commands (`op`, `run`, `print`, `set`, `echo`, `write`, ...) accepted; `alter`,
-      `set temp` and anything else refused.
+      analysis commands (`op`, `run`, `save`, `print`, `set`, `let`, `echo`, `write`, `quit`,
+      ...) accepted; `alter`, `altermod`, `reset`, `set temp` and anything else refused.
 
     SPICE's ground is a network node held at 0 V where a resistor or diode touches it; where
     only sources do (as in `to_spice`'s output) it stays out of the network. Nodes are

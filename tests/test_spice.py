@@ -205,6 +205,19 @@ R2 a 0 1k m=2
 R3 a 0 4k
 .end
 """, {"a": 1.538461538461538}),
+    "save all in a .control block": ("""output commands in a control block
+V1 a 0 1
+R1 a b 1k
+R2 b 0 3k
+.control
+save all
+op
+let vb = v(b)
+echo done
+print all
+.endc
+.end
+""", {"b": 0.75}),
     "resistance as r=": ("""the resistance given as r=, R = and resistance=
 V1 a 0 1
 R1 a b R=1k
@@ -291,6 +304,7 @@ REFUSED = [
     (SOURCE + "R2 a 0 1k\n.options rshunt=1e9\n", r"option 'rshunt'"),
     (SOURCE + "R2 a 0 1k\n.control\nalter R2 2k\nop\n.endc\n", r"'alter R2 2k'.*'alter'"),
     (SOURCE + "R2 a 0 1k\n.control\nset temp=100\nop\n.endc\n", r"set temp"),
+    (SOURCE + "R2 a 0 1k\n.control\nsave all\nreset\nop\n.endc\n", r"'reset'.*control command 'reset'"),
     (SOURCE + "R2 a 0 1k\n.control\nop\noption temp=100\nop\n.endc\n", r"second operating point"),
     (SOURCE + "R2 a 0 1k\n.control\nop\n", r"no \.endc"),
     (SOURCE + "R2 a 0 1k\n.tran 1n 1u\n", r"\.tran card"),
