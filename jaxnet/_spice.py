@@ -73,6 +73,21 @@ class _Circuit(NamedTuple):
     fixed_values: Float[np.ndarray, " fixed"]
 
 
+class _NodeNames(dict):
+    """`{SPICE node name: node index}`, looked up as SPICE tells nodes apart: keys are the names
+    case folded (ground `0`), and a lookup folds case too and takes `gnd` for `0`, so
+    `nodes["MID"]`, `nodes["mid"]` and `nodes["Mid"]` are one node, as ngspice's `v(mid)`."""
+
+    def __getitem__(self, name):
+        return super().__getitem__(_key(name) if isinstance(name, str) else name)
+
+    def __contains__(self, name):
+        return super().__contains__(_key(name) if isinstance(name, str) else name)
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+
 class SpiceCircuit(_Circuit):
     """What `from_spice` reads: the 4-tuple `(net, conductances, fixed_nodes, fixed_values)`
     it always returned (`net, k, fixed, values = jn.from_spice(text)` unpacks as before;
@@ -84,7 +99,9 @@ class SpiceCircuit(_Circuit):
     - `fixed_nodes`: int `(F,)` nodes held by the voltage sources (and ground, last, when it
       is a network node).
     - `fixed_values`: `(F,)` their voltages, V.
-    - `nodes`: `{SPICE node name: node index}`, so `V[circuit.nodes["out"]]` is SPICE's `V(out)`.
+    - `nodes`: `{SPICE node name: node index}`, so `V[circuit.nodes["out"]]` is SPICE's `V(out)`:
+      names in lower case (SPICE folds case; ngspice prints `v(out)`), ground as `"0"`, and
+      looked up the SPICE way (`nodes["OUT"]` is `nodes["out"]`; `nodes["gnd"]` is `nodes["0"]`).
     """
 
     nodes: dict[str, int]
@@ -472,7 +489,8 @@ def from_spice(text: str) -> SpiceCircuit:
 
     **Returns:** a `SpiceCircuit`: the tuple `(net, conductances, fixed_nodes, fixed_values)`
     (`net, k, fixed, values = jn.from_spice(text)`), with `.nodes` mapping each SPICE node name
-    (as first written; SPICE folds case) to its node index.
+    to its node index: names in lower case and ground as `"0"`, as ngspice prints them, looked up
+    case-insensitively with `gnd` for `0` (`circuit.nodes["Mid"]` is `circuit.nodes["mid"]`).
 
     **Raises:** `ValueError` naming the line, the element or node, and what jaxnet does not
     read, for anything that would change the operating point and is not honoured.
@@ -548,5 +566,5 @@ def from_spice(text: str) -> SpiceCircuit:
         conductances=np.array([row["k"] for row in rows]),
         fixed_nodes=np.array(list(fixed)),
         fixed_values=np.array([volts for volts, _ in fixed.values()]),
-        nodes={spelled[name]: i for i, name in enumerate(names)},
+        nodes=_NodeNames((name, i) for i, name in enumerate(names)),
     )

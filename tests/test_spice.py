@@ -205,6 +205,12 @@ R2 a 0 1k m=2
 R3 a 0 4k
 .end
 """, {"a": 1.538461538461538}),
+    "names in any case": ("""names in any case: SPICE folds them (ngspice prints v(mid))
+V1 IN Gnd DC 12V
+r1 in Mid 4.7K
+R2 MID gnd 2.2k
+.end
+""", {"MID": 12 * 2.2 / 6.9, "Mid": 12 * 2.2 / 6.9, "in": 12.0}),
     "save all in a .control block": ("""output commands in a control block
 V1 a 0 1
 R1 a b 1k
@@ -246,14 +252,14 @@ def test_written_netlists_give_ngspices_operating_point(case, tmp_path):
     text, expected = WRITTEN[case]
     circuit = jn.from_spice(text)
     v = np.asarray(jn.solve(*circuit))
-    ours = {name: v[i] for name, i in circuit.nodes.items()}
-    for name, volts in expected.items():
-        assert abs(ours[name] - volts) < 1e-6, (name, ours[name], volts)
+    for name, volts in expected.items():  # looked up as SPICE does: any case
+        assert abs(v[circuit.nodes[name]] - volts) < 1e-6, (name, v[circuit.nodes[name]], volts)
     if shutil.which("ngspice") is None:
         pytest.skip("ngspice is not installed (`apt-get install -y ngspice`): checked against its stored values only")
     theirs = ngspice_operating_point(text, tmp_path, TIGHT)
-    for name, i in circuit.nodes.items():
-        assert abs(v[i] - theirs.get(name.lower(), 0.0)) < 1e-6, (name, v[i], theirs)  # ground 0 is not printed
+    for name, i in circuit.nodes.items():  # names as ngspice prints them (ground 0 is not printed)
+        assert name == "0" or name in theirs, (name, theirs)
+        assert abs(v[i] - theirs.get(name, 0.0)) < 1e-6, (name, v[i], theirs)
 
 
 def test_to_spice_control_block_is_read_back_and_run_by_ngspice(tmp_path):
@@ -289,6 +295,19 @@ def test_written_netlists_read_back_through_to_spice():
             for field in ("saturation_current", "emission_voltage", "breakdown_voltage", "breakdown_emission"):
                 np.testing.assert_allclose(getattr(again.net.elements, field), getattr(circuit.net.elements, field),
                                            rtol=1e-15)
+
+
+def test_node_names_are_looked_up_as_spice_folds_them():
+    circuit = jn.from_spice("t\nV1 IN Gnd DC 12V\nr1 in Mid 4.7K\nR2 mid GND 2.2k\n.end\n")
+    assert circuit.nodes == {"in": 0, "mid": 1, "0": 2}  # lower case, ground 0, as ngspice prints them
+    assert circuit.nodes["MID"] == circuit.nodes["Mid"] == circuit.nodes.get("mid") == 1
+    assert circuit.nodes["gnd"] == circuit.nodes["Gnd"] == circuit.nodes["0"] == 2
+    assert "In" in circuit.nodes and "out" not in circuit.nodes and circuit.nodes.get("out") is None
+    with pytest.raises(KeyError):
+        circuit.nodes["out"]
+    assert list(circuit.fixed_nodes) == [0, 2]
+    only_sources = jn.from_spice("t\nV1 a 0 1\nR1 a B 1k\nR2 b c 1k\nV2 C 0 0\n.end\n")
+    assert only_sources.nodes == {"a": 0, "b": 1, "c": 2} and "0" not in only_sources.nodes
 
 
 SOURCE = "t\nV1 in 0 5\nR1 in a 1k\n"
