@@ -3,7 +3,8 @@
 Node `i` of a network is SPICE node `n{i}`; each fixed node is held by a DC voltage source
 `V{j} n{i} 0`, against SPICE's ground `0` (which is not a network node). Elements:
 
-- resistor: `R{e} n{s} n{r} {1/k}`;
+- resistor: `R{e} n{s} n{r} {1/k}` (the shortest decimal whose reciprocal, as `from_spice` reads
+  it, rounds back to `k` to the bit);
 - diode: `D{e} n{s} n{r} DM{e}` (anode the sender) with `.model DM{e} D(IS= N= RS=1/k)` (and
   `BV= IBV= NBV=` when it breaks down), and `.options gmin=` the junction leak (SPICE has one
   `GMIN` for all junctions);
@@ -19,6 +20,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from decimal import Context, Decimal
+from fractions import Fraction
 from typing import NamedTuple
 
 import numpy as np
@@ -116,6 +119,38 @@ def _g(x: float) -> str:
     return f"{x:.17g}"
 
 
+def _resistance(k: float) -> str:
+    """A resistance whose reciprocal, as `from_spice` reads it (`_conductance`: the decimal's
+    exact reciprocal, rounded once), is `k` to the bit: the shortest repr of `1/k` or of a float
+    next to it when one does, else `1/k` to the fewest digits from 17 on (17 digits are within
+    a quarter ulp of `k` and round back to it)."""
+    r = 1 / k
+    candidates = [r]
+    for toward in (0.0, math.inf):
+        x = r
+        for _ in range(2):
+            x = math.nextafter(x, toward)
+            candidates.append(x)
+    for x in filter(math.isfinite, candidates):
+        if _conductance(Fraction(1), Fraction(repr(x))) == k:
+            return repr(x)
+    for digits in range(17, 40):
+        text = str(Context(prec=digits).divide(Decimal(1), Decimal(k))).lower()
+        if _conductance(Fraction(1), Fraction(text)) == k:
+            return text
+    raise AssertionError(f"no resistance reads back as conductance {k!r}")  # 17 digits always do
+
+
+def _conductance(scale: Fraction, resistance: Fraction) -> float:
+    """`scale / resistance` (`m/R`, a diode's `area m / RS`) from the netlist's exact decimals,
+    rounded once to float64 (so `to_spice`'s `_resistance` reads back bit-exact); `inf` or 0
+    where float64 cannot hold it."""
+    try:
+        return float(scale / resistance)
+    except OverflowError:
+        return math.inf
+
+
 def to_spice(
     net: Network,
     conductances: Float[ArrayLike, " edges"],
@@ -137,7 +172,10 @@ def to_spice(
     - `control`: ngspice commands for a `.control ... .endc` block, e.g. `("op", "print all")`;
       none: no block and no analysis card, so add yours (`.op`).
 
-    **Returns:** the netlist as a string, ending in `.end`; `from_spice` reads it back exactly.
+    **Returns:** the netlist as a string, ending in `.end`; `from_spice` reads it back exactly:
+    the same edges and sources, and conductances to the bit (each resistance, and a diode's `RS`,
+    is written as the shortest decimal whose exact reciprocal rounds to `k`: usually `1/k`'s or
+    a neighbouring float's shortest repr, else `1/k` to 17 digits or more).
 
     ```python
     text = jn.to_spice(net, k, jnp.array([0, 8]), jnp.array([1.0, 0.0]), control=["op", "print all"])
@@ -163,11 +201,11 @@ def to_spice(
         a, b = f"n{senders[e]}", f"n{receivers[e]}"
         kind = kinds[e]
         if kind == RESISTOR:
-            lines.append(f"R{e} {a} {b} {_g(1 / k[e])}")
+            lines.append(f"R{e} {a} {b} {_resistance(float(k[e]))}")
         elif kind == DIODE:
             lines.append(f"D{e} {a} {b} DM{e}")
             i_s, bv = el["saturation_current"][e], el["breakdown_voltage"][e]
-            card = f"IS={_g(i_s)} N={_g(el['emission_voltage'][e] / THERMAL_VOLTAGE)} RS={_g(1 / k[e])}"
+            card = f"IS={_g(i_s)} N={_g(el['emission_voltage'][e] / THERMAL_VOLTAGE)} RS={_resistance(float(k[e]))}"
             if np.isfinite(bv):
                 # An IBV below IS BV / V_T makes SPICE skip its knee matching: BV is used as is.
                 card += f" BV={_g(bv)} IBV={_g(i_s * bv / THERMAL_VOLTAGE / 2)} NBV={_g(el['breakdown_emission'][e] / THERMAL_VOLTAGE)}"
@@ -197,15 +235,16 @@ def to_spice(
     return "\n".join(lines + [".end", ""])
 
 
-def _number(token: str, line: str) -> float:
+def _number(token: str, line: str, exact: bool = False) -> float | Fraction:
+    """A SPICE number (`exact`: as the exact rational its decimal and suffix write)."""
     m = re.fullmatch(r"([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)([a-zA-Z]*)", token)
     if not m:
         raise ValueError(f"cannot read the number {token!r} in SPICE line {line!r}.")
-    suffix = m.group(2).lower()
+    suffix, number = m.group(2).lower(), Fraction if exact else float
     for name in sorted(_SUFFIX, key=len, reverse=True):  # 'meg' and 'mil' before 'm'
         if suffix.startswith(name):
-            return float(m.group(1)) * _SUFFIX[name]
-    return float(m.group(1))  # units such as 'ohm' or 'V' carry no scale
+            return number(m.group(1)) * (Fraction(repr(_SUFFIX[name])) if exact else _SUFFIX[name])
+    return number(m.group(1))  # units such as 'ohm' or 'V' carry no scale
 
 
 def _split(line: str) -> tuple[list[str], dict[str, str]]:
@@ -341,7 +380,7 @@ class _Reader:
         if _key(a) == _key(b):
             raise ValueError(f"SPICE line {line!r}: both ends of {name} are on node {a}.")
         if kind == "R":
-            self.elements.append(("resistor", a, b, self.resistance(positional[3:], named, line)))
+            self.elements.append(("resistor", a, b, self.conductance(positional[3:], named, line)))
         else:
             if len(positional) < 4:
                 raise ValueError(f"SPICE line {line!r}: a diode needs a model name (D1 anode cathode MODEL).")
@@ -363,7 +402,8 @@ class _Reader:
         return value
 
     @staticmethod
-    def resistance(words: list[str], named: dict[str, str], line: str) -> float:
+    def conductance(words: list[str], named: dict[str, str], line: str) -> float:
+        """A resistor's `k = m/R`."""
         given = [key for key in ("r", "resistance") if key in named]
         if given and len(words) + len(given) > 1:
             raise ValueError(f"SPICE line {line!r}: the resistance is given twice ("
@@ -373,20 +413,21 @@ class _Reader:
                              "(ngspice reads it as a model name).")
         if not words and not given:
             raise ValueError(f"SPICE line {line!r}: the resistor has no value (R name a b value, or r=value).")
-        resistance = _number(words[0] if words else named[given[0]], line)
+        resistance, m = _number(words[0] if words else named[given[0]], line, exact=True), Fraction(1)
         for key, value in named.items():
             if key == "m":
-                m = _number(value, line)
+                m = _number(value, line, exact=True)  # m resistors in parallel
                 if not m > 0:  # m=0: no resistor (ngspice leaves the nodes open); m < 0: a negative one
                     raise ValueError(f"SPICE line {line!r}: m={value} makes no resistor of positive conductance "
                                      "(jaxnet needs m > 0).")
-                resistance /= m  # m resistors in parallel
             elif key not in ("w", "l", "ac", "r", "resistance"):  # geometry and AC resistance: no DC effect
                 raise ValueError(f"SPICE line {line!r}: jaxnet does not honour {key}= on a resistor (it honours r=, "
                                  "m=, and accepts w=, l=, ac=).")
-        if not 0 < resistance < math.inf:
-            raise ValueError(f"SPICE line {line!r}: the resistance must be > 0 (jaxnet learns k = 1/R).")
-        return resistance
+        k = _conductance(m, resistance) if resistance > 0 else 0.0
+        if not 0 < k < math.inf:
+            raise ValueError(f"SPICE line {line!r}: the resistance must be > 0 and its conductance m/R a finite "
+                             "float64 > 0 (jaxnet learns k = m/R).")
+        return k
 
     def diode(self, words: list[str], named: dict[str, str], line: str) -> dict[str, float]:
         """One diode instance's effective parameters at the circuit's temperature, as
@@ -425,7 +466,13 @@ class _Reader:
         i_s = params.get("is", 1e-14) * area * m * math.exp(
             (temp / tnom - 1) * params.get("eg", 1.11) / (n * vt) + params.get("xti", 3.0) / n * math.log(temp / tnom))
         n_bv = params.get("nbv", n) * vt
-        out = {"k": area * m / params["rs"], "saturation_current": i_s, "emission_voltage": n * vt,
+        exact = {key: _number(value, line, exact=True) for key, value in named.items() if key in scale}
+        k = _conductance(exact.get("area", _number(card.get("area", "1"), model_line, exact=True)) * exact.get("m", 1),
+                         _number(card["rs"], model_line, exact=True))  # rounded once, as to_spice's RS reads back
+        if not 0 < k < math.inf:
+            raise ValueError(f"SPICE line {line!r}: a diode's series conductance area m / RS must be a finite "
+                             "float64 > 0.")
+        out = {"k": k, "saturation_current": i_s, "emission_voltage": n * vt,
                "breakdown_voltage": math.inf, "breakdown_emission": n_bv}
         if "bv" in params:
             out["breakdown_voltage"] = _knee(params["bv"], m * params.get("ibv", 1e-3), i_s, vt, n_bv,
@@ -466,9 +513,12 @@ def from_spice(text: str) -> SpiceCircuit:
     continuation lines, numbers with SPICE's suffixes (`f p n u m k meg g t mil`, units after
     them ignored), names in any case, and up to `.end`:
 
-    - `R name a b value [m=] [w=] [l=] [ac=]`: `m` resistors in parallel (one edge of
-      conductance `m/R`); `w`, `l`, `ac` do not change a valued resistor's DC resistance. Any
-      other token (a model or layer name, `tc1=`, `temp=`) is refused.
+    - `R name a b value [m=] [w=] [l=] [ac=]` (or `r=value`, `resistance=value`, spaces around
+      `=` allowed): `m > 0` resistors in parallel (one edge of conductance `m/R`, computed from
+      the decimals as written and rounded once, so `to_spice`'s values read back to the bit;
+      `m=0`, an open, is refused); `w`, `l`, `ac` do not change a valued resistor's DC
+      resistance. Any other token (a model or layer name, `tc1=`, `temp=`) is refused, and so is
+      a value given twice (`1k r=2k`).
     - `D name anode cathode model [area=] [m=] [ic=] [pj=]`, with a `.model name D(...)`
       or `.model name D ...` card: `DIODE_HONOURED` parameters are modelled (ngspice's level-1
       equations: area and `m` scale `IS` and `1/RS`, `m` scales `IBV`; `IS` follows `EG`, `XTI`
@@ -476,8 +526,15 @@ def from_spice(text: str) -> SpiceCircuit:
       set the breakdown, at SPICE's knee), `DIODE_ACCEPTED` ones are ignored (no DC effect), any
       other is refused. `RS > 0` is needed (the learned parameter is `area m / RS`).
     - `V name plus minus [DC] value [AC mag [phase]]`: one end on ground (`0` or `gnd`).
-    - `.model`, `.options` (`gmin`, `temp`, `tnom`, `reltol` honoured; solver and output
-      settings accepted), `.temp T`, `.op`, `.title`, `.save`, `.print`, `.probe`, `.width`.
+    - `.model` (one card per name: a redefined model is refused, naming both cards; ngspice
+      keeps the first silently), `.options` (`gmin`, `temp`, `tnom`, `reltol` honoured; solver
+      and output settings accepted), `.temp T`, `.op`, `.title`, `.save`, `.print`, `.probe`,
+      `.width`. A setting given in several places (`.temp`, `.options`, a control block's
+      `option`) must agree: different values are refused, naming both lines, since ngspice's
+      precedence depends on their kind and order (`.temp` over `.options temp=` either way, a
+      control block's `option` over a later `.temp`).
+    - Element names (`R1`, `D2`, `V1`, case-insensitive) once each: a repeated name is refused,
+      naming both lines, as ngspice stops ("device already exists").
     - `.control ... .endc`: `option(s)` read as `.options` (before `op`/`run`), output and
       analysis commands (`op`, `run`, `save`, `print`, `set`, `let`, `echo`, `write`, `quit`,
       ...) accepted; `alter`, `altermod`, `reset`, `set temp` and anything else refused.
@@ -554,7 +611,7 @@ def from_spice(text: str) -> SpiceCircuit:
         fixed[index["0"]] = (0.0, "ground")
 
     kinds = [kind for kind, *_ in reader.elements]
-    rows = [{"k": 1 / made} if kind == "resistor" else reader.diode(*made) for kind, _, _, made in reader.elements]
+    rows = [{"k": made} if kind == "resistor" else reader.diode(*made) for kind, _, _, made in reader.elements]
     net = Network.from_edges(edges, len(names))
     if "diode" in kinds:
         unused = {"saturation_current": 1e-12, "emission_voltage": THERMAL_VOLTAGE, "breakdown_voltage": math.inf,
