@@ -87,7 +87,7 @@ def _newton(net: Network, k, free, boundary, guess, solver: Solver):
         return jnp.all(jnp.abs(r) <= tol, axis=-1)
 
     def step(carry):
-        v, r, tol, _, g, it, singular = carry
+        v, r, tol, _, g, it, singular, count = carry
         delta, singular_now = _step_solve(net, g, free, -r, solver)
         delta = free * delta
         # Backtracking on the current imbalance, each node's weighted by its tolerance: the
@@ -109,18 +109,21 @@ def _newton(net: Network, k, free, boundary, guess, solver: Solver):
                                jnp.ones(batch, dtype))
         moving = ~converged(r, tol)
         v = jnp.where(moving[:, None], v + t[:, None] * delta, v)
-        return v, *imbalance(v), it + moving, singular | singular_now
+        return v, *imbalance(v), it + moving, singular | singular_now, count + 1
 
     def going(carry):
-        _, r, tol, _, _, it, _ = carry
-        return (jnp.max(it) < solver.newton_steps) & ~jnp.all(converged(r, tol))
+        _, r, tol, _, _, it, _, count = carry
+        # At least one step, so its linear solve sees a singular Jacobian even where the start
+        # is already balanced (a node between off transistors carries no current at 0 V, and
+        # its voltage is undetermined, not 0).
+        return (count == 0) | ((jnp.max(it) < solver.newton_steps) & ~jnp.all(converged(r, tol)))
 
     v0 = free * guess + (1 - free) * boundary
-    init = (v0, *imbalance(v0), jnp.zeros(batch, jnp.int32), jnp.array(False))
-    v, r, tol, through, _, iterations, singular = jax.lax.while_loop(going, step, init)
+    init = (v0, *imbalance(v0), jnp.zeros(batch, jnp.int32), jnp.array(False), jnp.int32(0))
+    v, r, tol, through, _, iterations, singular, _ = jax.lax.while_loop(going, step, init)
     relative = jnp.max(jnp.abs(r) / jnp.maximum(through, jnp.finfo(dtype).tiny), axis=-1)
     finite = jnp.all(jnp.isfinite(v), axis=-1)
-    ok = finite & converged(r, tol)
+    ok = finite & converged(r, tol) & ~singular
     result = first_failure(
         RESULTS.where(jnp.all(finite), RESULTS.successful, RESULTS.nonfinite),
         RESULTS.where(singular, RESULTS.singular, RESULTS.successful),

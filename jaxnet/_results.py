@@ -49,12 +49,17 @@ class RESULTS(eqxi.Enumeration):
                 "floating, or the conductances span more decades than this precision resolves")
     dense_residual = "the dense (Cholesky) solve's backward error is above the tolerance"
     cg_residual = "CG did not reach the tolerance within its iteration cap (jn.Solver(max_steps=...))"
+    ill_conditioned = ("the dense solve's refinement step moved the solution by more than forward_rtol: "
+                       "its forward error is beyond what this precision resolves")
     newton = "Newton did not converge: a free node's current imbalance is above its tolerance"
+    nudge_too_strong = ("the nudged state of centered equilibrium propagation has no solution: its -beta "
+                        "nudge (a negative conductance at the outputs) made the system indefinite; use a smaller beta")
+    adjoint = ("the gradient's adjoint solve failed (the gradient is NaN): the network is too badly "
+               "conditioned for this precision")
     bad_conductance = ("a conductance is not finite, or is negative (solve needs k >= 0; train needs "
                        "initial conductances k0 > 0)")
     bad_rule_output = ("the rule returned conductances that are not finite and positive (a rule must "
-                       "keep k in (0, inf): clip it; for a gradient rule, the gradient's adjoint solve "
-                       "may have failed, which makes it NaN)")
+                       "keep k in (0, inf): clip it)")
     bad_hyperparameter = ("a rule hyperparameter is out of its range (alpha, eta, beta > 0; p in [0, 1]; "
                           "0 < k_min < k_max; threshold and noise >= 0)")
     bad_examples = "the task's examples hold a non-finite value (NaN or inf)"
@@ -96,23 +101,28 @@ class Failure(eqx.Module):
         return Failure(RESULTS.successful, jnp.int32(-1), nan, nan, nan, nan)
 
 
-def _advice(result: str, residual: float, tolerance: float, dtype, k_low: float, k_high: float) -> str:
+def _advice(result: str, k_low: float, k_high: float, dtype) -> str:
+    """What to try for a failure of kind `result` (a RESULTS name), given the conductance range."""
     decades = np.log10(k_high / k_low) if k_low > 0 and np.isfinite(k_high / k_low) else np.inf
     single = np.dtype(dtype) == np.float32
-    if result in ("dense_residual", "cg_residual", "singular", "newton"):
-        tips = []
-        if single and (result != "cg_residual" or decades > 3):
-            tips.append("compute in float64 (jax.config.update('jax_enable_x64', True) and float64 "
-                        "conductances; sweep.dtype = 'float64')")
-        if result == "dense_residual":
-            tips.append("try jn.Solver('cg')")
-        if result == "cg_residual":
-            tips.append("raise jn.Solver(max_steps=...)")
-        if decades > (5 if single else 12):
-            tips.append("narrow the conductance range (the rule's k_min, k_max)")
-        tips.append("or loosen jn.Solver(rtol=...)")
-        return "; ".join(tips)
-    return ""
+    if result not in ("dense_residual", "cg_residual", "singular", "newton", "ill_conditioned", "adjoint"):
+        return ""
+    tips = []
+    if single and (result != "cg_residual" or decades > 3):
+        tips.append("compute in float64 (jax.config.update('jax_enable_x64', True) and float64 conductances; "
+                    "sweep.dtype = 'float64')")
+    if result in ("dense_residual", "ill_conditioned"):
+        tips.append("try jn.Solver('cg')")
+    if result == "cg_residual":
+        tips.append("raise jn.Solver(max_steps=...)")
+    if result == "newton":
+        tips.append("raise jn.Solver(newton_steps=...)")
+    if decades > (5 if single else 12):
+        tips.append("narrow the conductance range (the rule's k_min, k_max)")
+    loosen = {"ill_conditioned": "forward_rtol", "singular": None}.get(result, "rtol")
+    if loosen:
+        tips.append(f"loosen jn.Solver({loosen}=...)")
+    return "; ".join(tips)
 
 
 def describe(failure: Failure, index=None) -> str:
@@ -123,12 +133,14 @@ def describe(failure: Failure, index=None) -> str:
     step = int(failure.step)
     line = f"{where}{f'step {step}: ' if step >= 0 else ''}{RESULTS._index_to_message[code]}"
     residual, tolerance = float(failure.residual), float(failure.tolerance)
-    if np.isfinite(residual) or np.isfinite(tolerance):
+    if name == "ill_conditioned":
+        line += f"; the refinement step moved it by {residual:.3g} (relative), allowed <= {tolerance:.3g}"
+    elif name in ("dense_residual", "cg_residual", "newton"):
         line += f"; backward error reached {residual:.3g}, required <= {tolerance:.3g}"
     k_low, k_high = float(failure.k_low), float(failure.k_high)
     if np.isfinite(k_low) and np.isfinite(k_high):
         line += f"; conductances span [{k_low:.3g}, {k_high:.3g}]"
-    advice = _advice(name, residual, tolerance, np.asarray(failure.residual).dtype, k_low, k_high)
+    advice = _advice(name, k_low, k_high, np.asarray(failure.residual).dtype)
     return line + (f". Advice: {advice}." if advice else ".")
 
 
@@ -139,7 +151,8 @@ def failure_names(failure: Failure) -> np.ndarray:
 
 
 def check(obj) -> None:
-    """Raise a `SolverError` naming every failed instance of a `TrainResult` or `TrainState`.
+    """Raise a `SolverError` naming every failed instance of a `TrainResult` or `TrainState`
+    (or a `SolveInfo` from `jn.solve(..., return_info=True)`).
 
     Use it on the host after a `jax.jit(jax.vmap(jn.train ...))` (nothing can raise inside your
     `jit`): it does nothing when every instance succeeded. `train` called outside `jit` calls
@@ -150,9 +163,15 @@ def check(obj) -> None:
     jn.check(result)   # SolverError: 1 of 4 instances failed ... instance 2: step 0: ...
     ```
     """
-    failure = obj if isinstance(obj, Failure) else getattr(obj, "failure", None)
-    if failure is None:
-        failure = obj.state.failure
+    if hasattr(obj, "iterations") and hasattr(obj, "result"):  # a SolveInfo, from jn.solve(..., return_info=True)
+        nan = jnp.full(jnp.shape(obj.result._value), jnp.nan, jnp.result_type(obj.residual))
+        obj = Failure(obj.result, jnp.full(jnp.shape(nan), -1, jnp.int32), obj.residual, obj.tolerance, nan, nan)
+    if isinstance(obj, Failure):
+        failure = obj
+    elif hasattr(obj, "state") or hasattr(obj, "failure"):
+        failure = obj.state.failure if hasattr(obj, "state") else obj.failure
+    else:
+        raise TypeError(f"jn.check takes a TrainResult, a TrainState, a Failure or a SolveInfo; got {type(obj).__name__}.")
     failure = jax.device_get(failure)
     codes = np.asarray(failure.result._value)
     bad = np.argwhere(codes != 0)

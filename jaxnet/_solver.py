@@ -98,13 +98,13 @@ class Solver(eqx.Module):
     def __check_init__(self):
         if self.method not in ("auto", "dense", "cg"):
             raise ValueError(f"method must be 'auto', 'dense' or 'cg'; got {self.method!r}.")
-        if self.rtol is not None and not self.rtol > 0:
-            raise ValueError(f"rtol must be > 0 (or None for the dtype's default); got {self.rtol}.")
-        if self.forward_rtol is not None and not self.forward_rtol > 0:
-            raise ValueError(f"forward_rtol must be > 0 (or None for the dtype's default); got {self.forward_rtol}.")
+        if self.rtol is not None and not 0 < self.rtol < 1:
+            raise ValueError(f"rtol must lie in (0, 1) (or be None for the dtype's default); got {self.rtol}.")
+        if self.forward_rtol is not None and not 0 < self.forward_rtol < 1:
+            raise ValueError(f"forward_rtol must lie in (0, 1) (or be None for the dtype's default); got {self.forward_rtol}.")
         if not (isinstance(self.refine, int) and self.refine >= 0):
             raise ValueError(f"refine must be an int >= 0; got {self.refine!r}.")
-        if not self.atol >= 0:
+        if not 0 <= self.atol < float("inf"):
             raise ValueError(f"atol must be >= 0; got {self.atol}.")
         for name in ("max_steps", "residual_every", "newton_steps"):
             value = getattr(self, name)
@@ -229,25 +229,31 @@ class SolveInfo(eqx.Module):
     result: RESULTS
 
 
-def _checked(x, excess, backward, rtol, path, singular, check):
-    """`(x, backward error, tolerance, result)`: the solve's result code from its own checks.
+def _checked(x, measured, rtol, forward_rtol, path, singular, check):
+    """`(x, measure reached, its tolerance, result)`: the solve's result code from its checks.
 
-    `excess` `(cols,)`: each column's worst `|r_i| - rtol (|A||x| + |b|)_i - atol` (and, dense,
-    its refinement estimate against `forward_rtol`: see `_excess`); `backward` `(cols,)` its
-    componentwise backward error. With `check`, a failed solve's `x` is NaN (never a plausible
-    wrong number); without it (Newton's steps, which need no exact solves) `x` is returned as
-    computed.
+    `measured` is `(excess, backward, change)` per column: the worst
+    `|r_i| - rtol (|A||x| + |b|)_i - atol` (see `_excess`), the componentwise backward error,
+    and (dense) the last refinement step's relative change, an estimate of the forward error.
+    The measure reported is the one that failed: the refinement change against
+    `forward_rtol` for `RESULTS.ill_conditioned`, else the backward error against `rtol`.
+    With `check`, a failed solve's `x` is NaN (never a plausible wrong number); without it
+    (Newton's steps, which need no exact solves) `x` is returned as computed.
     """
-    finite = jnp.all(jnp.isfinite(x))
+    excess, backward, change = measured
     residual_code = RESULTS.cg_residual if path == "cg" else RESULTS.dense_residual
+    ill = jnp.any(change > forward_rtol)
     result = first_failure(
-        RESULTS.where(finite, RESULTS.successful, RESULTS.nonfinite),
+        RESULTS.where(jnp.all(jnp.isfinite(x)), RESULTS.successful, RESULTS.nonfinite),
         RESULTS.where(jnp.asarray(singular), RESULTS.singular, RESULTS.successful),
         RESULTS.where(_within(excess), RESULTS.successful, residual_code),
+        RESULTS.where(ill, RESULTS.ill_conditioned, RESULTS.successful),
     )
     if check:
         x = jnp.where(failed(result), jnp.nan, x)
-    return x, jnp.max(backward), jnp.asarray(rtol, x.dtype), result
+    reached = jnp.where(ill & _within(excess), jnp.max(change), jnp.max(backward))
+    tolerance = jnp.where(ill & _within(excess), forward_rtol, rtol).astype(x.dtype)
+    return x, reached, tolerance, result
 
 
 def _within(excess):
@@ -385,8 +391,9 @@ def solve_system(
 
     def dense(factors, b):
         """Cholesky solve, `solver.refine` steps of iterative refinement with the same factor,
-        and `(x, (excess, backward error), singular)`. The last refinement step's correction
-        estimates the forward error of the solve; above `forward_rtol` it counts as a failure."""
+        and `(x, (excess, backward error, change), singular)`. The last refinement step's
+        relative correction `change` estimates the forward error of the solve; above
+        `forward_rtol` the solve fails (`RESULTS.ill_conditioned`)."""
         a, chol, singular = factors
 
         def cho_solve(rhs):
@@ -400,9 +407,7 @@ def solve_system(
             x = x + dx
             change = jnp.max(jnp.abs(dx), axis=0) / jnp.maximum(jnp.max(jnp.abs(x), axis=0), jnp.finfo(b.dtype).tiny)
         excess, backward = _excess(b - a @ x, jnp.abs(a) @ jnp.abs(x) + jnp.abs(b), rtol, atol)
-        # A column whose refinement step moved it by more than forward_rtol fails as well.
-        excess = jnp.where(change > forward_rtol, jnp.maximum(excess, change), excess)
-        return x, (excess, backward), singular
+        return x, (excess, backward, change), singular
 
     max_steps = 4 * net.n_nodes if solver.max_steps is None else solver.max_steps
     inv_diag = 1.0 / system_diagonal(net, k_const, free)
@@ -410,8 +415,10 @@ def solve_system(
     abs_mv = lambda x: abs_system_apply(net, k_const, free, x)  # noqa: E731
 
     def cg(b, guess):
-        x, steps, measured = _pcg(const_mv, b, guess, inv_diag, rtol, atol, max_steps, solver.residual_every, abs_mv)
-        return jnp.where(free[:, None] > 0, x, b), steps, measured  # fixed rows of A are identity
+        x, steps, (excess, backward) = _pcg(const_mv, b, guess, inv_diag, rtol, atol, max_steps, solver.residual_every,
+                                            abs_mv)
+        x = jnp.where(free[:, None] > 0, x, b)  # fixed rows of A are identity
+        return x, steps, (excess, backward, jnp.zeros_like(backward))
 
     shared = factor() if route == "dense" else None  # one factorization for forward and adjoint
 
@@ -431,14 +438,14 @@ def solve_system(
                 # CG first (fast from a warm start); where it fails its check, dense Cholesky.
                 # The branch runs only when some instance of a vmapped batch failed, and each
                 # instance keeps its own CG answer unless it failed, so batching changes nothing.
-                cg_failed = ~(_within(measured[0]) & jnp.all(jnp.isfinite(x)))
+                cg_failed = ~(_within(measured[0]) & jnp.all(jnp.isfinite(x)))  # CG reports no change
 
                 def fallback(x, measured, singular):
                     xd, md, sd = dense(factor(), b)
                     return jax.tree.map(lambda d, c: jnp.where(cg_failed, d, c), (xd, md, sd), (x, measured, singular))
 
                 x, measured, singular = lax.cond(unvmap_any(cg_failed), fallback, lambda *a: a, x, measured, singular)
-            x, relative, tolerance, result = _checked(x, *measured, rtol, path, singular, check or adjoint)
+            x, relative, tolerance, result = _checked(x, measured, rtol, forward_rtol, path, singular, check or adjoint)
             return x, SolveInfo(steps, relative, tolerance, result)
 
         return solve
@@ -551,6 +558,7 @@ def _solve_checked(net, k, fixed_nodes, fixed_values, method):
     dtype = jnp.result_type(k.dtype, fixed_values.dtype, float)
     k = k.astype(dtype)
     bad_k = ~jnp.all(jnp.isfinite(k)) | jnp.any(k < 0)
+    bad_values = ~jnp.all(jnp.isfinite(fixed_values))
     free = free_mask(net, fixed_nodes, dtype)
     if not net.linear:
         from ._nonlinear import boundary_of, equilibrium  # the Newton layer is built on this module
@@ -561,6 +569,7 @@ def _solve_checked(net, k, fixed_nodes, fixed_values, method):
     else:
         response, info = solve_system(net, k, free, unit_rhs(net, k, free, fixed_nodes), method=method)
         voltages = fixed_values.astype(dtype) @ response.T
-    result = first_failure(RESULTS.where(bad_k, RESULTS.bad_conductance, RESULTS.successful), info.result)
+    result = first_failure(RESULTS.where(bad_k, RESULTS.bad_conductance, RESULTS.successful),
+                           RESULTS.where(bad_values, RESULTS.nonfinite, RESULTS.successful), info.result)
     info = SolveInfo(jnp.max(info.iterations), jnp.max(info.residual), info.tolerance, result)
-    return jnp.where(bad_k, jnp.nan, voltages), info
+    return jnp.where(bad_k | bad_values, jnp.nan, voltages), info

@@ -34,7 +34,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 from ._elements import Elements
 from ._network import Network, edge_drops, outflow
 from ._nonlinear import boundary_of, equilibrium
-from ._results import first_failure
+from ._results import RESULTS, failed, first_failure
 from ._solver import Method, SolveInfo, Solver, as_solver, free_mask, solve_system, unit_rhs
 
 
@@ -174,6 +174,9 @@ class Physics(eqx.Module):
             return jnp.mean(d, axis=0), meas
         free, free_info = self._newton_free(k)
         states, info = self._newton_nudged(k, beta * jnp.asarray(signs, k.dtype), free)
+        if centered:  # the -beta nudge is a negative conductance: too large a beta has no state
+            info = eqx.tree_at(lambda i: i.result, info,
+                               RESULTS.where(failed(info.result), RESULTS.nudge_too_strong, RESULTS.successful))
         nudged = self._edge_signal(k, states)  # (len(signs), B, E)
         reference = nudged[1] if centered else self._edge_signal(k, free)
         scale = 1.0 if centered else 2.0

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from .._checks import check_bounds, check_constraint, violates
+from .._results import RESULTS, first_failure
 from .._states import Measurement, Physics
 
 
@@ -65,3 +66,10 @@ class Rule(eqx.Module):
 def clip(k, k_min, k_max):
     """Clip conductances to `[k_min, k_max]`."""
     return jax.numpy.clip(k, k_min, k_max)
+
+
+def adjoint_checked(meas: Measurement, grad) -> Measurement:
+    """`meas` with `RESULTS.adjoint` where the forward solve passed but the gradient is not
+    finite: its adjoint solve failed (which it reports only by making the gradient NaN)."""
+    bad = RESULTS.where(jnp.all(jnp.isfinite(grad)), RESULTS.successful, RESULTS.adjoint)
+    return eqx.tree_at(lambda m: m.info.result, meas, first_failure(meas.info.result, bad))

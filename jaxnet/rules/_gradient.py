@@ -7,7 +7,7 @@ import jax
 import optax
 from jaxtyping import Array, Float
 
-from ._base import Rule, clip
+from ._base import Rule, adjoint_checked, clip
 
 
 class GradientDescent(Rule):
@@ -23,6 +23,7 @@ class GradientDescent(Rule):
 
     def update(self, key, k, physics, state):
         (_, meas), grad = jax.value_and_grad(physics.loss, has_aux=True)(k)
+        meas = adjoint_checked(meas, grad)
         updates, state = self.optimizer.update(grad, state, k)
         return clip(k + updates, self.k_min, self.k_max), state, meas
 
