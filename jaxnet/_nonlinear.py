@@ -50,8 +50,11 @@ def _newton(net: Network, k, free, boundary, guess, solver: Solver):
 
     All examples `(B, N)` advance together in one loop (each with its own Jacobian and line
     search); an example that has converged stays put while the others finish. A failure
-    (non-finite, a singular step, not converged) makes that example's `V` NaN and is
-    reported in `info.result` (the worst over the examples), never raised.
+    (non-finite, a singular step, not converged) is reported in `info.result` (the worst
+    over the examples), never raised; a non-finite or unconverged example's `V` is NaN. (A
+    singular step's flag comes from a linear solve's aux output, which must not feed the
+    states: under forward-over-reverse differentiation JAX 0.9 batches it; `solve` and
+    `train` raise or record it from `info.result`.)
     """
     el, dtype = net.elements, boundary.dtype
     rtol, atol, eps = solver.newton_tolerance(dtype), solver.atol, jnp.finfo(dtype).eps
@@ -123,7 +126,7 @@ def _newton(net: Network, k, free, boundary, guess, solver: Solver):
     v, r, tol, through, _, iterations, singular, _ = jax.lax.while_loop(going, step, init)
     relative = jnp.max(jnp.abs(r) / jnp.maximum(through, jnp.finfo(dtype).tiny), axis=-1)
     finite = jnp.all(jnp.isfinite(v), axis=-1)
-    ok = finite & converged(r, tol) & ~singular
+    ok = finite & converged(r, tol)
     result = first_failure(
         RESULTS.where(jnp.all(finite), RESULTS.successful, RESULTS.nonfinite),
         RESULTS.where(singular, RESULTS.singular, RESULTS.successful),

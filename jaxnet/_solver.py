@@ -244,8 +244,8 @@ def _checked(x, measured, rtol, forward_rtol, path, singular, check):
     residual_code = RESULTS.cg_residual if path == "cg" else RESULTS.dense_residual
     ill = jnp.any(change > forward_rtol)
     result = first_failure(
-        RESULTS.where(jnp.all(jnp.isfinite(x)), RESULTS.successful, RESULTS.nonfinite),
         RESULTS.where(jnp.asarray(singular), RESULTS.singular, RESULTS.successful),
+        RESULTS.where(jnp.all(jnp.isfinite(x)), RESULTS.successful, RESULTS.nonfinite),
         RESULTS.where(_within(excess), RESULTS.successful, residual_code),
         RESULTS.where(ill, RESULTS.ill_conditioned, RESULTS.successful),
     )
@@ -386,7 +386,8 @@ def solve_system(
         a = system_matrix(net, k_const, free)
         chol = lax.linalg.cholesky(a)
         # A floating cluster makes a pivot vanish (exactly in exact arithmetic, to rounding here).
-        singular = jnp.any(jnp.diagonal(chol) ** 2 <= net.n_nodes * jnp.finfo(rhs.dtype).eps * jnp.diagonal(a))
+        # (NaN, from a negative pivot, counts as vanished.)
+        singular = ~jnp.all(jnp.diagonal(chol) ** 2 > net.n_nodes * jnp.finfo(rhs.dtype).eps * jnp.diagonal(a))
         return a, chol, singular
 
     def dense(factors, b):

@@ -278,3 +278,11 @@ def test_centered_equilibrium_propagation_with_too_large_a_beta_says_so():
     rule = jn.rules.equilibrium_propagation(alpha=1.0, beta=0.1, centered=True)
     with pytest.raises(jn.SolverError, match="-beta nudge .* use a smaller beta"):
         jn.train(diodes, task, rule, jnp.ones(net.n_edges), key=jax.random.key(0), steps=2)
+
+
+def test_the_singular_newton_case_under_jit_is_named_by_its_result_code():
+    net = jn.Network.from_edges([[0, 1], [1, 2]])
+    net = net.with_elements(jn.Elements.from_kinds(["transistor"] * 2, threshold=1.0, leak=0.0))
+    solve = jax.jit(lambda k: jn.solve(net, k, jnp.array([0, 2]), jnp.array([1.0, 0.0]), return_info=True))
+    _, info = solve(jnp.array([0.5, 0.5]))
+    assert bool(info.result == jn.RESULTS.singular)

@@ -275,7 +275,7 @@ def wide_range_grid(side=12, decades=6.0, dtype=jnp.float32):
 
 
 def test_solver_options_validate():
-    for bad, match in [(dict(method="lu"), "method must be"), (dict(rtol=0.0), "rtol must be > 0"),
+    for bad, match in [(dict(method="lu"), "method must be"), (dict(rtol=0.0), "rtol must lie in"),
                        (dict(atol=-1.0), "atol must be >= 0"), (dict(max_steps=0), "max_steps must be"),
                        (dict(dense_max_nodes=-1), "dense_max_nodes")]:
         with pytest.raises(ValueError, match=match):
