@@ -144,12 +144,6 @@ def describe(failure: Failure, index=None) -> str:
     return line + (f". Advice: {advice}." if advice else ".")
 
 
-def failure_names(failure: Failure) -> np.ndarray:
-    """The RESULTS name of each instance's failure (`"successful"` where none), on the host."""
-    names = np.array(list(RESULTS._name_to_item))
-    return names[np.asarray(failure.result._value)]
-
-
 def check(obj) -> None:
     """Raise a `SolverError` naming every failed instance of a `TrainResult` or `TrainState`
     (or a `SolveInfo` from `jn.solve(..., return_info=True)`).

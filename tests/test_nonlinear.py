@@ -1,6 +1,5 @@
 """Equilibrium propagation, nonlinear elements (Newton states, implicit gradients), XOR."""
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
