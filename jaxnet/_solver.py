@@ -12,7 +12,9 @@ node. Columns of `X` are node-voltage fields; at fixed nodes they equal the righ
 Two interchangeable ways to solve it:
 
 - ``"dense"``: assemble `A` (N x N), one Cholesky factorization, triangular solves for all
-  right-hand sides at once. Best for small and medium networks.
+  right-hand sides at once. Best for small and medium networks. Where Cholesky's checks fail
+  (conductances over many decades, which float32 Cholesky cannot resolve), the
+  subtraction-free elimination of `_elimination` answers instead, accurate in any precision.
 - ``"cg"``: matrix-free Jacobi-preconditioned conjugate gradients on the incidence structure
   (O(E) memory), all right-hand sides advanced together, warm-startable. For large networks,
   and from a warm start (every step of `train`) the fastest path at every size.
@@ -42,6 +44,7 @@ from jax import lax
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._checks import check_conductances, check_fixed_nodes, check_no_floating, is_concrete
+from ._elimination import eliminate, eliminated_solve, leaks
 from ._network import Network
 from ._results import RESULTS, SolverError, describe, failed, first_failure, Failure
 
@@ -56,10 +59,13 @@ class Solver(eqx.Module):
     right-hand side `b`, it must hold at every node `i` that
     `|r_i| <= rtol (|A| |x| + |b|)_i + atol` (the componentwise backward error of Oettli and
     Prager: the current imbalance at a node against the currents through it), or the solve
-    fails (`jn.RESULTS`; `jn.SolverError` on the host). The dense path also refines its
-    solution once with the same Cholesky factor and fails when that step moves `x` by more
-    than `forward_rtol` (relative, per column): the step estimates the forward error, so a
-    problem too ill-conditioned for the precision is refused, not answered wrongly.
+    fails (`jn.RESULTS`; `jn.SolverError` on the host). The dense path refines its Cholesky
+    solution once with the same factor; where that step moves `x` by more than `forward_rtol`
+    (relative, per column: the step estimates the forward error), or a pivot or the residual
+    fails, the solve is done again by elimination without subtraction (see
+    `jaxnet._elimination`), whose error is `O(n eps)` times the largest held voltage however
+    many decades the conductances span. What still fails is a floating node (`singular`), and
+    numbers float32 cannot hold (conductances below about 1e-38 flush to zero: open circuits).
 
     **Fields** (all static: changing one recompiles):
 
@@ -75,8 +81,9 @@ class Solver(eqx.Module):
     - `dense_max_nodes`: the size rule of ``"auto"``.
     - `refine`: steps of iterative refinement on the dense path (same factor), default 1.
     - `forward_rtol`: largest relative correction `max|dx| / max|x|` per column the last
-      refinement step may make (an estimate of the forward error of the direct solve); None
-      for the default of the dtype, 1e-3 in float32 and 1e-7 in float64.
+      refinement step may make (an estimate of the forward error of the Cholesky solve) before
+      the elimination answers instead; None for the default of the dtype, 1e-3 in float32 and
+      1e-7 in float64.
     - `residual_every`: CG recomputes its true residual `b - A x` every this many iterations
       (and whenever its recurrence says it has converged), so rounding in the recurrence
       cannot fake convergence.
@@ -229,31 +236,24 @@ class SolveInfo(eqx.Module):
     result: RESULTS
 
 
-def _checked(x, measured, rtol, forward_rtol, path, singular, check):
-    """`(x, measure reached, its tolerance, result)`: the solve's result code from its checks.
+def _checked(x, measured, rtol, path, singular, check):
+    """`(x, backward error reached, its tolerance, result)`: the solve's result code from its checks.
 
-    `measured` is `(excess, backward, change)` per column: the worst
-    `|r_i| - rtol (|A||x| + |b|)_i - atol` (see `_excess`), the componentwise backward error,
-    and (dense) the last refinement step's relative change, an estimate of the forward error.
-    The measure reported is the one that failed: the refinement change against
-    `forward_rtol` for `RESULTS.ill_conditioned`, else the backward error against `rtol`.
-    With `check`, a failed solve's `x` is NaN (never a plausible wrong number); without it
-    (Newton's steps, which need no exact solves) `x` is returned as computed.
+    `measured` is `(excess, backward)` per column: the worst `|r_i| - rtol (|A||x| + |b|)_i - atol`
+    (see `_excess`) and the componentwise backward error. With `check`, a failed solve's `x` is
+    NaN (never a plausible wrong number); without it (Newton's steps, which need no exact
+    solves) `x` is returned as computed.
     """
-    excess, backward, change = measured
+    excess, backward = measured
     residual_code = RESULTS.cg_residual if path == "cg" else RESULTS.dense_residual
-    ill = jnp.any(change > forward_rtol)
     result = first_failure(
         RESULTS.where(jnp.asarray(singular), RESULTS.singular, RESULTS.successful),
         RESULTS.where(jnp.all(jnp.isfinite(x)), RESULTS.successful, RESULTS.nonfinite),
         RESULTS.where(_within(excess), RESULTS.successful, residual_code),
-        RESULTS.where(ill, RESULTS.ill_conditioned, RESULTS.successful),
     )
     if check:
         x = jnp.where(failed(result), jnp.nan, x)
-    reached = jnp.where(ill & _within(excess), jnp.max(change), jnp.max(backward))
-    tolerance = jnp.where(ill & _within(excess), forward_rtol, rtol).astype(x.dtype)
-    return x, reached, tolerance, result
+    return x, jnp.max(backward), jnp.asarray(rtol, x.dtype), result
 
 
 def _within(excess):
@@ -391,15 +391,19 @@ def solve_system(
         return a, chol, singular
 
     def dense(factors, b):
-        """Cholesky solve, `solver.refine` steps of iterative refinement with the same factor,
-        and `(x, (excess, backward error, change), singular)`. The last refinement step's
-        relative correction `change` estimates the forward error of the solve; above
-        `forward_rtol` the solve fails (`RESULTS.ill_conditioned`)."""
+        """Cholesky solve refined `solver.refine` times with the same factor, accepted when its
+        pivots, residual and last refinement step (the relative correction, an estimate of the
+        forward error, at most `forward_rtol`) pass; where they do not, the subtraction-free
+        elimination of `_elimination` answers instead (it runs only when some instance of a
+        vmapped batch needs it). Returns `(x, (excess, backward error), singular)`."""
         a, chol, singular = factors
 
         def cho_solve(rhs):
             y = lax.linalg.triangular_solve(chol, rhs, left_side=True, lower=True)
             return lax.linalg.triangular_solve(chol, y, left_side=True, lower=True, transpose_a=True)
+
+        def measure(x):
+            return _excess(b - a @ x, jnp.abs(a) @ jnp.abs(x) + jnp.abs(b), rtol, atol)
 
         x = cho_solve(b)
         change = jnp.zeros(b.shape[1], b.dtype)
@@ -407,8 +411,16 @@ def solve_system(
             dx = cho_solve(b - a @ x)
             x = x + dx
             change = jnp.max(jnp.abs(dx), axis=0) / jnp.maximum(jnp.max(jnp.abs(x), axis=0), jnp.finfo(b.dtype).tiny)
-        excess, backward = _excess(b - a @ x, jnp.abs(a) @ jnp.abs(x) + jnp.abs(b), rtol, atol)
-        return x, (excess, backward, change), singular
+        measured = measure(x)
+        refused = singular | ~_within(measured[0]) | ~jnp.all(change <= forward_rtol) | ~jnp.all(jnp.isfinite(x))
+
+        def eliminated(x, measured, singular):
+            factors = eliminate(a, leaks(net, k_const, free))
+            xe = eliminated_solve(factors, b)
+            return jax.tree.map(lambda e, c: jnp.where(refused, e, c), (xe, measure(xe), factors[2]),
+                                (x, measured, singular))
+
+        return lax.cond(unvmap_any(refused), eliminated, lambda *a: a, x, measured, singular)
 
     max_steps = 4 * net.n_nodes if solver.max_steps is None else solver.max_steps
     inv_diag = 1.0 / system_diagonal(net, k_const, free)
@@ -419,7 +431,7 @@ def solve_system(
         x, steps, (excess, backward) = _pcg(const_mv, b, guess, inv_diag, rtol, atol, max_steps, solver.residual_every,
                                             abs_mv)
         x = jnp.where(free[:, None] > 0, x, b)  # fixed rows of A are identity
-        return x, steps, (excess, backward, jnp.zeros_like(backward))
+        return x, steps, (excess, backward)
 
     shared = factor() if route == "dense" else None  # one factorization for forward and adjoint
 
@@ -439,14 +451,14 @@ def solve_system(
                 # CG first (fast from a warm start); where it fails its check, dense Cholesky.
                 # The branch runs only when some instance of a vmapped batch failed, and each
                 # instance keeps its own CG answer unless it failed, so batching changes nothing.
-                cg_failed = ~(_within(measured[0]) & jnp.all(jnp.isfinite(x)))  # CG reports no change
+                cg_failed = ~(_within(measured[0]) & jnp.all(jnp.isfinite(x)))
 
                 def fallback(x, measured, singular):
                     xd, md, sd = dense(factor(), b)
                     return jax.tree.map(lambda d, c: jnp.where(cg_failed, d, c), (xd, md, sd), (x, measured, singular))
 
                 x, measured, singular = lax.cond(unvmap_any(cg_failed), fallback, lambda *a: a, x, measured, singular)
-            x, relative, tolerance, result = _checked(x, measured, rtol, forward_rtol, path, singular, check or adjoint)
+            x, relative, tolerance, result = _checked(x, measured, rtol, path, singular, check or adjoint)
             return x, SolveInfo(steps, relative, tolerance, result)
 
         return solve

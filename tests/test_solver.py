@@ -338,21 +338,16 @@ def test_cg_iteration_cap_is_an_error(key, transform, x64):
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("transform", ["eager", "jit", "vmap"])
-def test_float32_gradient_on_six_decades_is_an_error_not_a_wrong_answer(method, transform, x64):
+def test_float32_gradient_on_six_decades_is_right(method, transform, x64):
     """The issue's case: a grid whose conductances span six decades, float32, a gradient.
 
-    On one decade the float32 gradient agrees with float64; on six decades float32 Cholesky is
-    3e-3 off, its refinement step sees it, and the dense solve refuses (NaN under jit, never a
-    wrong gradient); CG meets the componentwise test and its gradient is right.
+    float32 Cholesky is 3e-3 off there; its refinement step sees it and the dense path hands
+    the solve (forward and adjoint) to the subtraction-free elimination. CG meets the
+    componentwise test. Every path's gradient agrees with float64, eager, under jit and vmap.
     """
     def gradient(net, k, fixed, values):
         w = jax.random.normal(jax.random.key(1), (net.n_nodes,), jnp.float32).astype(k.dtype)
         return jax.grad(lambda k: jnp.sum(w * jn.solve(net, k, fixed, values.astype(k.dtype), method=method)))(k)
-
-    net, k, fixed, values = wide_range_grid(side=16, decades=1.0)
-    g32 = gradient(net, k, fixed, values)
-    g64 = gradient(net, k.astype(jnp.float64), fixed, values)
-    assert float(jnp.abs(g32 - g64).max() / jnp.abs(g64).max()) < 1e-3
 
     net, k, fixed, values = wide_range_grid(side=16, decades=6.0)
     f, arg = (lambda k: gradient(net, k, fixed, values)), k
@@ -361,11 +356,8 @@ def test_float32_gradient_on_six_decades_is_an_error_not_a_wrong_answer(method, 
     elif transform == "vmap":
         f, arg = jax.jit(jax.vmap(f)), jnp.stack([k, k])
     g64 = gradient(net, k.astype(jnp.float64), fixed, values)
-    if method == "cg":  # measured 4e-6 off float64: refusing it would be a false refusal
-        assert float(jnp.abs(jnp.reshape(f(arg), (-1, k.shape[0]))[0] - g64).max() / jnp.abs(g64).max()) < 1e-3
-        return
-    assert jnp.all(jnp.isnan(f(arg)))  # refused: NaN, not a gradient 3e-3 off
-    assert jnp.all(jnp.isfinite(gradient(net, k.astype(jnp.float64), fixed, values)))  # float64 copes
+    g32 = jnp.reshape(f(arg), (-1, k.shape[0]))
+    assert float(jnp.abs(g32 - g64).max() / jnp.abs(g64).max()) < 1e-4
 
 
 def test_adjoint_cg_solve_is_checked(key, x64):
