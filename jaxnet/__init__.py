@@ -68,6 +68,6 @@ from ._train import (
     initial_state as initial_state,
     train as train,
 )
-from ._reproduce import reproduce as reproduce
+from .paper import reproduce as reproduce
 
 __version__ = importlib.metadata.version("jaxnet")

@@ -125,7 +125,7 @@ def test_desync_at_p1_is_sync_in_the_pipeline(tmp_path):
 
 
 def test_every_scale_of_every_claim_is_a_valid_config():
-    from jaxnet._reproduce import CLAIMS, SCALES, config_path
+    from jaxnet.paper import CLAIMS, SCALES, config_path
 
     for scale, overrides in SCALES.items():
         for names in CLAIMS.values():
@@ -233,7 +233,8 @@ def _fail(table, run, step):
 
 
 def test_analyses_count_failed_runs_and_take_medians_over_the_completed(smoke_reproduction, tmp_path):
-    from jaxnet._reproduce import _failed_runs, _report_claim1, analyze_claim1, analyze_claim3
+    from jaxnet.paper import analyze_claim1, analyze_claim3
+    from jaxnet.paper.report import claim1 as report_claim1, failed_runs
 
     out, document = smoke_reproduction
     assert document["failed_runs"] == 0
@@ -251,9 +252,9 @@ def test_analyses_count_failed_runs_and_take_medians_over_the_completed(smoke_re
     assert by_p[0.5]["vs_sync"]["n"] == by_p[0.5]["runs"] - 2  # its own failure and its network's sync run
     numbers["sweeps"] = {"claim1": dict(document["claims"]["1"]["sweeps"]["claim1"], failed_runs=[
         dict(run=desync_run, point=1, grid={"p": 0.5}, failure="cg_residual", failed_step=5, message="step 5: CG ...")])}
-    report = _report_claim1(numbers)
+    report = report_claim1(numbers)
     assert "*n* counts the completed runs" in report and "(1 failed)" in report
-    listing = _failed_runs({"1": numbers})
+    listing = failed_runs({"1": numbers})
     assert f"`claim1`, grid point 1 (p=0.5): 1 run(s) failed (cg_residual at step 5): runs {desync_run}" in listing
     # claim 3: a failed run (NaN conductances) is counted, not measured
     d, m = (jn.load_sweep(os.path.join(sweeps, name)) for name in ("claim3_desync", "claim3_minibatch"))

@@ -1,0 +1,237 @@
+"""The reproduction's numbers: what each claim measures, computed from its sweeps' tables.
+
+Nothing here draws or writes: `figures` draws, `report` writes the prose, `reproduction` runs
+the sweeps and hands their tables (and, for the stuck-state measures, a way to rebuild a run)
+to these functions.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import rules as rules_module
+from .._measures import spread_over_keys, stuck_measures
+from .._train import conductance_trajectory
+
+
+def quartiles(values) -> dict[str, float]:
+    """Median and quartiles of the finite `values`, and how many there are."""
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return dict(median=float("nan"), q25=float("nan"), q75=float("nan"), n=0)
+    q25, median, q75 = np.quantile(values, [0.25, 0.5, 0.75])
+    return dict(median=float(median), q25=float(q25), q75=float(q75), n=int(len(values)))
+
+
+def final(table):
+    """The final rows of the runs that completed (a failed run has no row at the last step)."""
+    return table[(table.status == "ok") & (table.step == table.steps)]
+
+
+def counts(part) -> dict[str, int]:
+    """How many runs `part` of a table holds, and how many of them failed: a median of its
+    final rows is over `runs - failed_runs` of them."""
+    status = part.groupby("run").status.first()
+    return dict(runs=int(len(status)), failed_runs=int((status == "failed").sum()))
+
+
+def plain(value):
+    """NumPy scalars as Python numbers (dict keys, JSON)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _at_step(table, step):
+    """Rows at the logged step closest to `step` (per run), with the step used."""
+    steps = np.sort(table.step.unique())
+    used = int(steps[np.argmin(np.abs(steps - step))])
+    return table[table.step == used], used
+
+
+# ------------------------------------------------------------------ claim 1
+
+
+def claim1(table) -> dict:
+    """C/C0 (and Iris accuracy) per task, size and p, at equal edge updates and equal steps:
+    `rows`, `edge_updates` (every run's updates per edge), `sync_steps` (where p = 1 ends)."""
+    updates = float((table.p * table.steps).max())  # the updates per edge every run is given
+    sync_steps = int(table[table.p == 1].steps.max())
+    rows = []
+    for (n_nodes, task), part in table.groupby(["n_nodes", "task"], sort=True):
+        done = final(part)
+        sync = done[done.p == 1].set_index("network_seed").normalized_loss
+        at_steps, used = _at_step(part[(part.step <= sync_steps) & (part.status == "ok")], sync_steps)
+        for p, everyone in sorted(part.groupby("p"), key=lambda g: -g[0]):
+            runs = done[done.p == p]
+            ratio = runs.set_index("network_seed").normalized_loss / sync
+            row = dict(task=task, n_nodes=int(n_nodes), p=float(p), edge_updates=updates, **counts(everyone),
+                       loss_ratio=quartiles(runs.normalized_loss),
+                       vs_sync=quartiles(ratio),
+                       loss_ratio_equal_steps=quartiles(at_steps[at_steps.p == p].normalized_loss),
+                       equal_steps=used)
+            if task == "iris":
+                row["test_accuracy"] = quartiles(runs.test_accuracy)
+                row["accuracy"] = quartiles(runs.accuracy)
+            rows.append(row)
+    return dict(rows=rows, edge_updates=updates, sync_steps=sync_steps)
+
+
+# ------------------------------------------------------------------ claim 2
+
+
+def _gradient_descent_baseline(table) -> list[dict]:
+    """Gradient descent rows (continuous conductances, same networks and tasks): what the
+    network can learn at all."""
+    baseline = []
+    gd = table[(table.rule == "gradient_descent") & (table.p == 1)]
+    for task, everyone in gd.groupby("task", sort=True):
+        runs = final(everyone)
+        row = dict(task=task, **counts(everyone), loss_ratio=quartiles(runs.normalized_loss))
+        if task == "iris":
+            row["test_accuracy"] = quartiles(runs.test_accuracy)
+        baseline.append(row)
+    return baseline
+
+
+def _discrete_rows(table) -> list[dict]:
+    """Error, accuracy and edges at a bound per task and p of the discrete rule's runs."""
+    rows = []
+    for (task, p), everyone in sorted(table.groupby(["task", "p"]), key=lambda g: (g[0][0], -g[0][1])):
+        runs = final(everyone)
+        sync = final(table[(table.task == task) & (table.p == 1)]).set_index("network_seed").normalized_loss
+        row = dict(task=task, p=float(p), edge_updates=float(everyone.edge_updates.max()), **counts(everyone),
+                   loss_ratio=quartiles(runs.normalized_loss),
+                   vs_sync=quartiles(runs.set_index("network_seed").normalized_loss / sync),
+                   at_bound=quartiles(runs.at_bound))
+        if task == "iris":
+            row["test_accuracy"] = quartiles(runs.test_accuracy)
+            row["accuracy"] = quartiles(runs.accuracy)
+        rows.append(row)
+    return rows
+
+
+def trajectory_measures(rebuild: Callable, table, final_k: dict, n_runs: int) -> list[dict]:
+    """Record whole trajectories of the first `n_runs` runs of each grid point; stuck measures.
+
+    Each trajectory is the sweep's run repeated by hand (`rebuild(run)`, the sweep's
+    `rebuild_run`); `trajectory_matches_sweep` is the fraction whose final levels equal the
+    sweep's (vmapped float rounding may differ).
+    """
+    out = []
+    for _, everyone in table.groupby("point", sort=True):
+        runs = everyone[everyone.status == "ok"]  # a failed run has no whole trajectory
+        run_ids = np.sort(runs.run.unique())[:n_runs]
+        if not len(run_ids):
+            continue
+        inputs = [rebuild(int(r)) for r in run_ids]
+        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *inputs)
+        kw = inputs[0].train_kwargs
+        rule = inputs[0].rule
+        levels = rule.rule if isinstance(rule, rules_module.Desync) else rule
+
+        def record(r):
+            _, k = conductance_trajectory(r.net, r.task, r.rule, r.k0, key=r.key, steps=kw["steps"],
+                                          batch_size=kw["batch_size"], method=kw["method"])
+            return levels.state_index(k)
+
+        states = np.asarray(jax.jit(jax.vmap(record))(stacked))
+        same_end = [bool(np.array_equal(levels.state_index(jnp.asarray(final_k[int(r)])), s[-1]))
+                    for r, s in zip(run_ids, states)]
+        measures = [stuck_measures(s) for s in states]
+        first = runs.iloc[0]
+        out.append(dict(task=first.task, p=float(first.p), runs=len(run_ids), steps=int(first.steps),
+                        failed_runs=counts(everyone)["failed_runs"],
+                        window_steps=int(states.shape[1] - 1) // 4,
+                        trajectory_matches_sweep=float(np.mean(same_end)),
+                        **{name: quartiles([m[name] for m in measures]) for name in measures[0]},
+                        periodic_fraction=float(np.mean([m["cycle_length"] > 0 for m in measures]))))
+    return out
+
+
+def claim2(table, conductances: dict, rebuild: Callable, n_runs: int) -> dict:
+    """Discrete lab network: error and accuracy per p (`rows`); getting stuck, measured on
+    trajectories (`stuck`); gradient descent rows (`gradient_descent`) are the baseline."""
+    baseline = _gradient_descent_baseline(table)
+    discrete = table[table.rule == "discrete"]
+    rows = _discrete_rows(discrete)
+    stuck = trajectory_measures(rebuild, discrete, conductances, n_runs)
+    return dict(rows=rows, stuck=stuck, gradient_descent=baseline)
+
+
+# ------------------------------------------------------------------ claim 3
+
+
+def claim3_summary(desync, minibatch, conductances: dict):
+    """Spread over keys, deviation from the sync full-batch run, final loss, per network, of
+    desync p and mini-batch b: `(summary, counts, ps, bs)`, `ps` the p < 1 measured and `bs`
+    the batch sizes, both in decreasing order.
+
+    `conductances`: `{"desync": {run: k}, "minibatch": {run: k}}` final conductances.
+    """
+    measures, numbers = {}, {}
+    sync = final(desync)[lambda t: t.p == 1].groupby("network_seed").run.first()  # the reference run per network
+    nan = dict(spread=float("nan"), deviation=float("nan"), loss_ratio=float("nan"))
+    for family, table in (("desync", desync), ("minibatch", minibatch)):
+        k = conductances[family]
+        done = final(table)
+        knob = "p" if family == "desync" else "batch_size"
+        for value, everyone in table.groupby(knob, sort=True):
+            numbers[f"{family}:{plain(value)}"] = counts(everyone)
+        for (value, net), runs in table.groupby([knob, "network_seed"], sort=True):
+            runs = done[(done[knob] == value) & (done.network_seed == net)]  # completed runs only
+            reference = conductances["desync"][int(sync[net])] if net in sync.index else None
+            m = (spread_over_keys(np.stack([k[int(r)] for r in runs.run]), reference) if len(runs) >= 2
+                 else dict(nan))  # fewer than two completed keys: no spread (NaN, left out of the medians)
+            m["loss_ratio"] = float(runs.normalized_loss.median()) if len(runs) else float("nan")
+            measures.setdefault((family, plain(value)), []).append(m)
+    summary = {f"{family}:{value}": {name: quartiles([m[name] for m in ms]) for name in ms[0]}
+               for (family, value), ms in measures.items()}
+    ps = sorted((v for f, v in measures if f == "desync" and v != 1), reverse=True)
+    bs = sorted((v for f, v in measures if f == "minibatch"), reverse=True)
+    return summary, numbers, ps, bs
+
+
+def claim3_matches(summary: dict, ps: list, bs: list) -> list[dict]:
+    """For each p, the b whose median spread (and deviation) is closest in log, and the
+    ratio of b's value over p's; the final errors of p and of the b matched by spread."""
+    matches = []
+    for p in ps:
+        row = dict(p=p)
+        for name in ("spread", "deviation"):
+            target = summary[f"desync:{p}"][name]["median"]
+            best = min(bs, key=lambda b: abs(math.log(summary[f"minibatch:{b}"][name]["median"] / target)))
+            row[f"b_by_{name}"] = best
+            row[f"{name}_ratio"] = summary[f"minibatch:{best}"][name]["median"] / target
+        best = row["b_by_spread"]
+        row["loss_desync"] = summary[f"desync:{p}"]["loss_ratio"]["median"]
+        row["loss_minibatch"] = summary[f"minibatch:{best}"]["loss_ratio"]["median"]
+        matches.append(row)
+    return matches
+
+
+# ------------------------------------------------------------------ local rule vs gradient descent
+
+
+def cl_vs_gd(table) -> dict:
+    """Cosine between the coupled-learning update and -grad per dtype and eta (`cosine`);
+    final C/C0 of both rules (`curves`)."""
+    cl = table[table.rule == "coupled_learning"]
+    done = cl[cl.status == "ok"]  # completed runs: a failed run's cosines stop early
+    per_run = done.dropna(subset=["cosine"]).groupby(["dtype", "eta", "run"]).cosine.median().reset_index()
+    first = done[done.step == 0].dropna(subset=["cosine"])
+    cosine = [dict(dtype=dtype, eta=float(eta), **counts(everyone),
+                   cosine=quartiles(per_run[(per_run.dtype == dtype) & (per_run.eta == eta)].cosine),
+                   cosine_at_start=quartiles(first[(first.dtype == dtype) & (first.eta == eta)].cosine))
+              for (dtype, eta), everyone in cl.groupby(["dtype", "eta"], sort=True)]
+    ended = final(table)
+    curves = [dict(dtype=dtype, rule=rule, eta=None if eta != eta else float(eta),
+                   learning_rate=None if lr != lr else float(lr), **counts(everyone),
+                   loss_ratio=quartiles(ended[ended.run.isin(everyone.run)].normalized_loss))
+              for (dtype, rule, eta, lr), everyone in table.groupby(["dtype", "rule", "eta", "learning_rate"],
+                                                                   dropna=False, sort=True)]
+    return dict(cosine=cosine, curves=curves)
