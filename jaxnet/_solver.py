@@ -5,9 +5,10 @@ Every state in jaxnet (free, clamped, the loss and its gradient) comes from `sol
     A(k) X = B,    A(k) = M L(k) M + (I - M),
 
 where `L(k) = Bᵀ diag(k) B` is the weighted graph Laplacian (`B` the incidence matrix) and
-`M = diag(free)` masks out the fixed nodes, whose rows become identity. `A` is symmetric
-positive definite exactly when every free node has a path of positive conductance to a fixed
-node. Columns of `X` are node-voltage fields; at fixed nodes they equal the right-hand side.
+`M = diag(free)` masks out the fixed nodes, whose rows become identity (`_system` applies and
+assembles it). `A` is symmetric positive definite exactly when every free node has a path of
+positive conductance to a fixed node. Columns of `X` are node-voltage fields; at fixed nodes
+they equal the right-hand side.
 
 Two interchangeable ways to solve it:
 
@@ -47,6 +48,7 @@ from ._checks import check_conductances, check_fixed_nodes, check_no_floating, i
 from ._elimination import eliminate, eliminated_solve, leaks
 from ._network import Network
 from ._results import RESULTS, SolverError, describe, failed, first_failure, Failure
+from ._system import abs_system_apply, free_mask, laplacian_apply, system_apply, system_diagonal, system_matrix
 
 Method = Literal["auto", "dense", "cg"]
 
@@ -162,61 +164,6 @@ def as_solver(method: Method | Solver) -> Solver:
     if method not in ("auto", "dense", "cg"):
         raise ValueError(f"method must be 'auto', 'dense', 'cg' or a jn.Solver; got {method!r}.")
     return Solver(method)
-
-
-def free_mask(net: Network, fixed_nodes: Int[Array, " fixed"], dtype) -> Float[Array, " nodes"]:
-    """1.0 at free nodes, 0.0 at fixed nodes."""
-    return jnp.ones(net.n_nodes, dtype).at[fixed_nodes].set(0.0)
-
-
-def laplacian_apply(
-    net: Network, k: Float[Array, " edges"], x: Float[Array, "nodes cols"]
-) -> Float[Array, "nodes cols"]:
-    """`L(k) @ x` without forming `L`: net current out of each node for each column of `x`."""
-    current = k[:, None] * (x[net.senders] - x[net.receivers])
-    return jnp.zeros_like(x).at[net.senders].add(current).at[net.receivers].add(-current)
-
-
-def system_apply(
-    net: Network, k: Float[Array, " edges"], free: Float[Array, " nodes"], x: Float[Array, "nodes cols"]
-) -> Float[Array, "nodes cols"]:
-    """`A(k) @ x` with `A = M L M + (I - M)`, matrix-free."""
-    f = free[:, None]
-    return f * laplacian_apply(net, k, f * x) + (1 - f) * x
-
-
-def abs_system_apply(
-    net: Network, k: Float[Array, " edges"], free: Float[Array, " nodes"], x: Float[Array, "nodes cols"]
-) -> Float[Array, "nodes cols"]:
-    """`|A(k)| @ |x|`, matrix-free: at a free node `d_i |x_i| + sum_j k_ij |x_j|` over free
-    neighbours `j` (the currents through the node's edges, bounded), `|x_i|` at a fixed node."""
-    f = free[:, None]
-    y = f * jnp.abs(x)
-    through = k[:, None] * (y[net.senders] + y[net.receivers])
-    return f * jnp.zeros_like(x).at[net.senders].add(through).at[net.receivers].add(through) + (1 - f) * jnp.abs(x)
-
-
-def system_matrix(
-    net: Network, k: Float[Array, " edges"], free: Float[Array, " nodes"]
-) -> Float[Array, "nodes nodes"]:
-    """Dense `A(k)` (N x N)."""
-    s, r = net.senders, net.receivers
-    lap = (
-        jnp.zeros((net.n_nodes, net.n_nodes), k.dtype)
-        .at[s, s].add(k)
-        .at[r, r].add(k)
-        .at[s, r].add(-k)
-        .at[r, s].add(-k)
-    )
-    return free[:, None] * lap * free[None, :] + jnp.diag(1 - free)
-
-
-def system_diagonal(
-    net: Network, k: Float[Array, " edges"], free: Float[Array, " nodes"]
-) -> Float[Array, " nodes"]:
-    """Diagonal of `A(k)`: weighted degree at free nodes, 1 at fixed nodes."""
-    degree = jnp.zeros(net.n_nodes, k.dtype).at[net.senders].add(k).at[net.receivers].add(k)
-    return free * degree + (1 - free)
 
 
 class SolveInfo(eqx.Module):
@@ -353,7 +300,7 @@ def solve_system(
 
     - `net`: the network.
     - `k`: conductances `(E,)`, non-negative.
-    - `free`: `(N,)` mask, 1 at free nodes and 0 at fixed nodes (see `free_mask`).
+    - `free`: `(N,)` mask, 1 at free nodes and 0 at fixed nodes (see `_system.free_mask`).
     - `rhs`: `(N, C)` right-hand sides.
     - `method`: a `Solver`, or ``"auto"``, ``"dense"`` or ``"cg"`` (see module docs).
     - `x0`: CG initial guess `(N, C)` (warm start); ignored by the dense path.
