@@ -32,7 +32,8 @@ from ._spice import (
     to_spice as to_spice,
 )
 from ._sharding import shard_instances as shard_instances
-from ._solver import Solver as Solver, solve as solve
+from ._solve import solve as solve
+from ._solver import Solver as Solver
 from . import rules as rules
 from ._states import (
     Measurement as Measurement,
