@@ -22,10 +22,10 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "jaxnet"
 MAX_LINES = 450
 
-# Path prefixes, relative to the repository root.
+# Path prefixes, relative to the repository root. Every other module is the core.
 ENGINE = ("jaxnet/sweep", "jaxnet/_sweep.py", "jaxnet/_config.py", "jaxnet/_checkpoint.py")
 APPLICATION = ENGINE + ("jaxnet/paper", "jaxnet/_reproduce.py", "jaxnet/cli.py", "jaxnet/demo.py",
-                        "jaxnet/__init__.py")
+                        "jaxnet/__init__.py", "jaxnet/__main__.py")
 PLOTS = ("jaxnet/_plot",)
 
 
