@@ -24,15 +24,12 @@ from ._results import (
     SolverError as SolverError,
     check as check,
 )
-from ._spice import (
-    DIODE_ACCEPTED as DIODE_ACCEPTED,
-    DIODE_HONOURED as DIODE_HONOURED,
-    SpiceCircuit as SpiceCircuit,
-    from_spice as from_spice,
-    to_spice as to_spice,
-)
+from ._spice_cards import DIODE_ACCEPTED as DIODE_ACCEPTED, DIODE_HONOURED as DIODE_HONOURED
+from ._spice_read import SpiceCircuit as SpiceCircuit, from_spice as from_spice
+from ._spice_write import to_spice as to_spice
 from ._sharding import shard_instances as shard_instances
-from ._solver import Solver as Solver, solve as solve
+from ._solve import solve as solve
+from ._solver import Solver as Solver
 from . import rules as rules
 from ._states import (
     Measurement as Measurement,

@@ -145,17 +145,58 @@ class Network(eqx.Module):
         )
 
 
-def edge_drops(net: Network, voltages: Float[ArrayLike, "*examples nodes"]) -> Float[Array, "*examples edges"]:
-    """Voltage drop across each edge, `V[sender] - V[receiver]` (volts).
+def _along(axis: int, index):
+    """An index taking `index` along `axis` (-1: the last axis; else counted from the first)."""
+    if axis < -1:
+        raise ValueError(f"axis must be -1 or counted from the first axis (>= 0); got {axis}.")
+    return (Ellipsis, index) if axis == -1 else (slice(None),) * axis + (index,)
 
-    **Arguments:** `net`; `voltages` `(..., N)`. **Returns:** `(..., E)`.
+
+def edge_drops(
+    net: Network, voltages: Float[ArrayLike, "*examples nodes"], *, axis: int = -1
+) -> Float[Array, "*examples edges"]:
+    """Voltage drop across each edge, `V[sender] - V[receiver]` (volts): `B V`, `B` the
+    incidence matrix.
+
+    **Arguments:** `net`; `voltages` `(..., N)`; `axis`: the node axis (-1, the last, or
+    counted from the first, e.g. 0 for `(N, columns)`). **Returns:** `(..., E)`, edges on `axis`.
     """
     v = jnp.asarray(voltages)
-    return v[..., net.senders] - v[..., net.receivers]
+    return v[_along(axis, net.senders)] - v[_along(axis, net.receivers)]
 
 
-def outflow(net: Network, edge_values: Float[Array, "*examples edges"]) -> Float[Array, "*examples nodes"]:
+def edge_sums(
+    net: Network, values: Float[Array, "*examples nodes"], *, axis: int = -1
+) -> Float[Array, "*examples edges"]:
+    """Per edge, `values` at its two ends summed, `x[sender] + x[receiver]` (`|B| x`); `axis`
+    the node axis, as in `edge_drops`."""
+    return values[_along(axis, net.senders)] + values[_along(axis, net.receivers)]
+
+
+def _at_nodes(net: Network, edge_values: Float[Array, "*examples edges"], axis: int, dtype) -> Float[Array, "..."]:
+    """Zeros shaped as `edge_values` with its edge axis `axis` replaced by the nodes, in `dtype`
+    (None: `edge_values`')."""
+    shape = list(edge_values.shape)
+    shape[axis] = net.n_nodes
+    return jnp.zeros(tuple(shape), edge_values.dtype if dtype is None else dtype)
+
+
+def outflow(
+    net: Network, edge_values: Float[Array, "*examples edges"], *, axis: int = -1, dtype=None
+) -> Float[Array, "*examples nodes"]:
     """Per node, the sum of `edge_values` over the edges it sends minus those it receives
-    (`Bᵀ x`, `B` the incidence matrix): the net current out of each node for edge currents."""
-    out = jnp.zeros(edge_values.shape[:-1] + (net.n_nodes,), edge_values.dtype)
-    return out.at[..., net.senders].add(edge_values).at[..., net.receivers].add(-edge_values)
+    (`Bᵀ x`, `B` the incidence matrix): the net current out of each node for edge currents.
+    `axis`: the edge axis (the node axis of the result), as in `edge_drops`; `dtype`: the
+    result's (default `edge_values`')."""
+    out = _at_nodes(net, edge_values, axis, dtype)
+    return out.at[_along(axis, net.senders)].add(edge_values).at[_along(axis, net.receivers)].add(-edge_values)
+
+
+def incident_sum(
+    net: Network, edge_values: Float[Array, "*examples edges"], *, axis: int = -1, dtype=None
+) -> Float[Array, "*examples nodes"]:
+    """Per node, the sum of `edge_values` over every edge that touches it (`|B|ᵀ x`): for
+    conductances the weighted degree, for currents' magnitudes the current through the node.
+    `axis` and `dtype` as in `outflow`."""
+    out = _at_nodes(net, edge_values, axis, dtype)
+    return out.at[_along(axis, net.senders)].add(edge_values).at[_along(axis, net.receivers)].add(edge_values)

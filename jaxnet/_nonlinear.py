@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._network import Network, edge_drops, outflow
+from ._network import Network, edge_drops, edge_sums, incident_sum, outflow
 from ._results import RESULTS, first_failure
 from ._solver import SolveInfo, Solver, solve_system
 
@@ -77,10 +77,10 @@ def _newton(net: Network, k, free, boundary, guess, solver: Solver):
         """
         drops = edge_drops(net, v)
         current, g = el.current(drops, k), el.conductance(drops, k)
-        magnitude = jnp.abs(v[:, net.senders]) + jnp.abs(v[:, net.receivers])
+        magnitude = edge_sums(net, jnp.abs(v))
 
         def incident(x):
-            return free * jnp.zeros_like(v).at[:, net.senders].add(x).at[:, net.receivers].add(x)
+            return free * incident_sum(net, x, dtype=v.dtype)
 
         through = incident(jnp.abs(current))
         floor = 1e-3 * rtol * jnp.max(through, -1, keepdims=True) + atol + jnp.finfo(dtype).tiny

@@ -287,7 +287,7 @@ def plot_run_network(config, sweep_dir: str, run: int, path: str) -> None:
     nodes coloured by the free state of its first training example (demo and report)."""
     import jax.numpy as jnp
 
-    from ._solver import solve
+    from ._solve import solve
     from ._sweep import load_conductances, rebuild_run
 
     inputs = rebuild_run(config, run)

@@ -5,9 +5,10 @@ Every state in jaxnet (free, clamped, the loss and its gradient) comes from `sol
     A(k) X = B,    A(k) = M L(k) M + (I - M),
 
 where `L(k) = Bᵀ diag(k) B` is the weighted graph Laplacian (`B` the incidence matrix) and
-`M = diag(free)` masks out the fixed nodes, whose rows become identity. `A` is symmetric
-positive definite exactly when every free node has a path of positive conductance to a fixed
-node. Columns of `X` are node-voltage fields; at fixed nodes they equal the right-hand side.
+`M = diag(free)` masks out the fixed nodes, whose rows become identity (`_system` applies and
+assembles it). `A` is symmetric positive definite exactly when every free node has a path of
+positive conductance to a fixed node. Columns of `X` are node-voltage fields; at fixed nodes
+they equal the right-hand side.
 
 Two interchangeable ways to solve it:
 
@@ -39,14 +40,13 @@ import equinox as eqx
 import jax
 from equinox.internal import unvmap_any
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
-from jaxtyping import Array, ArrayLike, Float, Int
+from jaxtyping import Array, Float, Int
 
-from ._checks import check_conductances, check_fixed_nodes, check_no_floating, is_concrete
 from ._elimination import eliminate, eliminated_solve, leaks
 from ._network import Network
-from ._results import RESULTS, SolverError, describe, failed, first_failure, Failure
+from ._results import RESULTS, failed, first_failure
+from ._system import abs_system_apply, system_apply, system_diagonal, system_matrix
 
 Method = Literal["auto", "dense", "cg"]
 
@@ -162,61 +162,6 @@ def as_solver(method: Method | Solver) -> Solver:
     if method not in ("auto", "dense", "cg"):
         raise ValueError(f"method must be 'auto', 'dense', 'cg' or a jn.Solver; got {method!r}.")
     return Solver(method)
-
-
-def free_mask(net: Network, fixed_nodes: Int[Array, " fixed"], dtype) -> Float[Array, " nodes"]:
-    """1.0 at free nodes, 0.0 at fixed nodes."""
-    return jnp.ones(net.n_nodes, dtype).at[fixed_nodes].set(0.0)
-
-
-def laplacian_apply(
-    net: Network, k: Float[Array, " edges"], x: Float[Array, "nodes cols"]
-) -> Float[Array, "nodes cols"]:
-    """`L(k) @ x` without forming `L`: net current out of each node for each column of `x`."""
-    current = k[:, None] * (x[net.senders] - x[net.receivers])
-    return jnp.zeros_like(x).at[net.senders].add(current).at[net.receivers].add(-current)
-
-
-def system_apply(
-    net: Network, k: Float[Array, " edges"], free: Float[Array, " nodes"], x: Float[Array, "nodes cols"]
-) -> Float[Array, "nodes cols"]:
-    """`A(k) @ x` with `A = M L M + (I - M)`, matrix-free."""
-    f = free[:, None]
-    return f * laplacian_apply(net, k, f * x) + (1 - f) * x
-
-
-def abs_system_apply(
-    net: Network, k: Float[Array, " edges"], free: Float[Array, " nodes"], x: Float[Array, "nodes cols"]
-) -> Float[Array, "nodes cols"]:
-    """`|A(k)| @ |x|`, matrix-free: at a free node `d_i |x_i| + sum_j k_ij |x_j|` over free
-    neighbours `j` (the currents through the node's edges, bounded), `|x_i|` at a fixed node."""
-    f = free[:, None]
-    y = f * jnp.abs(x)
-    through = k[:, None] * (y[net.senders] + y[net.receivers])
-    return f * jnp.zeros_like(x).at[net.senders].add(through).at[net.receivers].add(through) + (1 - f) * jnp.abs(x)
-
-
-def system_matrix(
-    net: Network, k: Float[Array, " edges"], free: Float[Array, " nodes"]
-) -> Float[Array, "nodes nodes"]:
-    """Dense `A(k)` (N x N)."""
-    s, r = net.senders, net.receivers
-    lap = (
-        jnp.zeros((net.n_nodes, net.n_nodes), k.dtype)
-        .at[s, s].add(k)
-        .at[r, r].add(k)
-        .at[s, r].add(-k)
-        .at[r, s].add(-k)
-    )
-    return free[:, None] * lap * free[None, :] + jnp.diag(1 - free)
-
-
-def system_diagonal(
-    net: Network, k: Float[Array, " edges"], free: Float[Array, " nodes"]
-) -> Float[Array, " nodes"]:
-    """Diagonal of `A(k)`: weighted degree at free nodes, 1 at fixed nodes."""
-    degree = jnp.zeros(net.n_nodes, k.dtype).at[net.senders].add(k).at[net.receivers].add(k)
-    return free * degree + (1 - free)
 
 
 class SolveInfo(eqx.Module):
@@ -353,7 +298,7 @@ def solve_system(
 
     - `net`: the network.
     - `k`: conductances `(E,)`, non-negative.
-    - `free`: `(N,)` mask, 1 at free nodes and 0 at fixed nodes (see `free_mask`).
+    - `free`: `(N,)` mask, 1 at free nodes and 0 at fixed nodes (see `_system.free_mask`).
     - `rhs`: `(N, C)` right-hand sides.
     - `method`: a `Solver`, or ``"auto"``, ``"dense"`` or ``"cg"`` (see module docs).
     - `x0`: CG initial guess `(N, C)` (warm start); ignored by the dense path.
@@ -470,123 +415,3 @@ def solve_system(
     return lax.custom_linear_solve(
         matvec, rhs, make_solve(x0, False), transpose_solve=make_solve(None, True), symmetric=True, has_aux=True,
     )
-
-
-def unit_rhs(net: Network, k: Float[Array, " edges"], free, nodes: Int[Array, " cols"]):
-    """Right-hand sides whose solutions are the responses to 1 V at each fixed node in `nodes`.
-
-    Column `j` is `e_j - M L e_j` with `e_j` the indicator of `nodes[j]`: fixed node `nodes[j]`
-    at 1 V, every other fixed node at 0 V.
-    """
-    e = jnp.zeros((net.n_nodes, nodes.shape[0]), k.dtype).at[nodes, jnp.arange(nodes.shape[0])].set(1)
-    return e - free[:, None] * laplacian_apply(net, k, e)
-
-
-def solve(
-    net: Network,
-    conductances: Float[ArrayLike, " edges"],
-    fixed_nodes: Int[ArrayLike, " fixed"],
-    fixed_values: Float[ArrayLike, "*examples fixed"],
-    *,
-    method: Method | Solver = "auto",
-    return_info: bool = False,
-) -> Float[Array, "*examples nodes"] | tuple[Float[Array, "*examples nodes"], SolveInfo]:
-    """Node voltages of a resistor network with some nodes held at given voltages.
-
-    Fixed nodes hold `fixed_values`; every other node obeys Kirchhoff's current law — the
-    state that minimizes the dissipated power `sum_e k_e (ΔV_e)²`. All examples (leading
-    axes of `fixed_values`) share one factorization: the network is solved once per fixed
-    node (its response to 1 V there) and the examples are superposed.
-
-    A network with nonlinear `Elements` (diodes, transistors; `Network.with_elements`) is
-    solved per example by damped Newton on its co-content, each step one solve of the same
-    linear system with the elements' small-signal conductances; `conductances` are then the
-    elements' parameters. Newton stops when every free node's current imbalance is within
-    the `Solver`'s `rtol` of the current through the node (plus `atol`), and not converging
-    within `Solver.newton_steps` iterations is an error that names the imbalance reached.
-
-    **Arguments:**
-
-    - `net`: the `Network`.
-    - `conductances`: `(E,)` edge conductances (siemens, or any consistent unit), `>= 0`.
-    - `fixed_nodes`: int `(F,)` distinct node ids held at given voltages (at least one).
-    - `fixed_values`: `(..., F)` voltages at `fixed_nodes` (volts); leading axes are examples.
-    - `method`: ``"auto"`` (dense Cholesky up to 200 nodes, CG above), ``"dense"``, ``"cg"``,
-      or a `jn.Solver` with its tolerances and size rule, e.g. `jn.Solver("cg", rtol=1e-7)`.
-    - `return_info`: also return the solve's `SolveInfo` (its `result` says why a solve
-      failed, under `jit` too), and raise nothing for a failed solve.
-
-    **Returns:** `(..., N)` node voltages (volts), same leading axes as `fixed_values`; with
-    `return_info`, `(voltages, info)`.
-
-    **Errors:** called with concrete arrays, bad input raises `ValueError` (wrong shapes,
-    negative or non-finite conductances, fixed node out of range or repeated, no fixed node,
-    a floating node), and a solve that fails its checks (its true residual above the
-    `Solver`'s tolerance, a vanishing pivot, a non-finite result) raises `jn.SolverError`
-    with the residual reached. Under your own `jit`/`vmap` nothing can raise (see
-    `jn.RESULTS`): a failed solve's voltages are NaN, never a plausible wrong number.
-
-    Differentiable (`grad`, `jvp`, `vmap`) in `conductances` and `fixed_values`; the
-    derivative is an adjoint solve with the same factorization (with nonlinear elements, by
-    implicit differentiation at the solution: one adjoint solve, reverse mode).
-
-    ```python
-    net = jn.Network.from_edges([[0, 1], [1, 2]])
-    V = jn.solve(net, jnp.array([1.0, 1.0]), jnp.array([0, 2]), jnp.array([1.0, 0.0]))
-    # V == [1.0, 0.5, 0.0]
-    ```
-    """
-    fixed_nodes = jnp.asarray(fixed_nodes)
-    fixed_values = jnp.asarray(fixed_values)
-    k = jnp.asarray(conductances)
-    if k.ndim != 1 or k.shape[0] != net.n_edges:
-        raise ValueError(
-            f"conductances must have shape ({net.n_edges},) (one per edge); got {k.shape}. "
-            "Batch over networks or conductances with jax.vmap."
-        )
-    if fixed_nodes.ndim != 1 or fixed_nodes.shape[0] == 0:
-        raise ValueError(
-            f"fixed_nodes must be a non-empty 1-D int array; got shape {fixed_nodes.shape}. "
-            "At least one node must be held at a given voltage (e.g. ground)."
-        )
-    if fixed_values.ndim == 0 or fixed_values.shape[-1] != fixed_nodes.shape[0]:
-        raise ValueError(
-            f"fixed_values must have shape (..., {fixed_nodes.shape[0]}) to match fixed_nodes; "
-            f"got {fixed_values.shape}."
-        )
-    if is_concrete(k, fixed_nodes, fixed_values, net.senders):
-        check_conductances(net, k)
-        check_fixed_nodes(net, fixed_nodes)
-        if not np.all(np.isfinite(np.asarray(fixed_values))):
-            raise ValueError("fixed_values contains non-finite voltages.")
-        check_no_floating(net, k, fixed_nodes)
-    voltages, info = _solve_checked(net, k, fixed_nodes, fixed_values, method)
-    if return_info:
-        return voltages, info
-    if is_concrete(voltages) and bool(failed(info.result)):
-        raise SolverError("jaxnet.solve: " + describe(Failure(
-            info.result, jnp.int32(-1), info.residual, info.tolerance, jnp.min(k), jnp.max(k))))
-    return voltages
-
-
-@eqx.filter_jit
-def _solve_checked(net, k, fixed_nodes, fixed_values, method):
-    """`solve` past its Python-time checks, compiled once per shape: `(voltages, SolveInfo)`."""
-    dtype = jnp.result_type(k.dtype, fixed_values.dtype, float)
-    k = k.astype(dtype)
-    bad_k = ~jnp.all(jnp.isfinite(k)) | jnp.any(k < 0)
-    bad_values = ~jnp.all(jnp.isfinite(fixed_values))
-    free = free_mask(net, fixed_nodes, dtype)
-    if not net.linear:
-        from ._nonlinear import boundary_of, equilibrium  # the Newton layer is built on this module
-
-        flat = fixed_values.reshape(-1, fixed_nodes.shape[0])
-        states, info = equilibrium(net, k, free, boundary_of(net, fixed_nodes, flat, dtype), None, as_solver(method))
-        voltages = states.reshape(fixed_values.shape[:-1] + (net.n_nodes,))
-    else:
-        response, info = solve_system(net, k, free, unit_rhs(net, k, free, fixed_nodes), method=method)
-        voltages = fixed_values.astype(dtype) @ response.T
-    result = first_failure(RESULTS.where(bad_k, RESULTS.bad_conductance, RESULTS.successful),
-                           RESULTS.where(bad_values, RESULTS.nonfinite, RESULTS.successful), info.result)
-    info = SolveInfo(jnp.max(info.iterations), jnp.max(info.residual), info.tolerance, result)
-    return jnp.where(bad_k | bad_values, jnp.nan, voltages), info

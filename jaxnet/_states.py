@@ -35,7 +35,9 @@ from ._elements import Elements
 from ._network import Network, edge_drops, outflow
 from ._nonlinear import boundary_of, equilibrium
 from ._results import RESULTS, failed, first_failure
-from ._solver import Method, SolveInfo, Solver, as_solver, free_mask, solve_system, unit_rhs
+from ._solve import unit_rhs
+from ._solver import Method, SolveInfo, Solver, as_solver, solve_system
+from ._system import free_mask
 
 
 class Measurement(eqx.Module):
