@@ -51,6 +51,10 @@ def enable_compile_cache(directory: str | os.PathLike | None = None) -> Path | N
     Returns None, changing nothing, when `JAXNET_COMPILE_CACHE=0`, when JAX's cache is switched
     off (`jax_enable_compilation_cache`), or when the directory cannot be created (a warning).
     Call it before the programs compile; it applies to the whole process.
+
+    On a CPU, jaxlib 0.9 logs two long, spurious "cpu_aot_loader ... could lead to SIGILL"
+    errors for every program it loads from the cache (the programs are fine); start Python
+    with `TF_CPP_MIN_LOG_LEVEL=3` to hide them, as the `jaxnet` console script does itself.
     """
     import jax
 
