@@ -2,6 +2,7 @@
 
 import importlib.metadata
 
+from ._cache import enable_compile_cache as enable_compile_cache
 from ._checkpoint import fingerprint as fingerprint, run_resumable as run_resumable
 from ._config import ConfigError as ConfigError, SweepConfig as SweepConfig, load_config as load_config
 from ._generators import (

@@ -5,7 +5,10 @@
     jaxnet reproduce --out DIR [--quick | --full | --smoke] [--claim 1|2|3|gd|all] [--quiet]
 
 On a CPU, `sweep` and `reproduce` expose every core as a JAX device (unless XLA_FLAGS already
-sets the count) so the engine shards runs over them.
+sets the count) so the engine shards runs over them. Both keep their compiled programs in JAX's
+persistent compilation cache (`jn.enable_compile_cache`: `$JAXNET_CACHE_DIR`, else
+`~/.cache/jaxnet/xla`), so a rerun of the same shapes skips XLA's compile; `--no-compile-cache`
+or `JAXNET_COMPILE_CACHE=0` switches it off.
 
 Exit status: 0 success; 2 a bad config or directory (nothing ran); 3 `sweep` finished, but
 some of its runs failed (a solver that missed its tolerance, ...): every other run completed,
@@ -59,6 +62,13 @@ def _use_every_cpu_core() -> None:
         pass  # backends already initialized
 
 
+def _cache_flag(parser) -> None:
+    parser.add_argument("--no-compile-cache", action="store_true",
+                        help="do not use JAX's persistent compilation cache (default: $JAXNET_CACHE_DIR, else "
+                             "$XDG_CACHE_HOME/jaxnet/xla or ~/.cache/jaxnet/xla; JAXNET_COMPILE_CACHE=0 also "
+                             "switches it off)")
+
+
 def _distributed(args) -> None:
     if args.num_processes and args.num_processes > 1:
         import jax
@@ -80,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                      help="no progress bar or messages (a summary of failed runs still goes to stderr)")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override a config key (VALUE in TOML syntax, e.g. --set sweep.steps=100)")
+    _cache_flag(run)
     run.add_argument("--coordinator", help="HOST:PORT of process 0, for several processes")
     run.add_argument("--num-processes", type=int, default=0)
     run.add_argument("--process-id", type=int, default=0)
@@ -103,9 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     paper.add_argument("--claim", default="all", choices=["1", "2", "3", "gd", "all"],
                        help="which claim (gd: coupled learning against gradient descent)")
     paper.add_argument("--quiet", action="store_true", help="no progress bars or messages")
+    _cache_flag(paper)
     args = parser.parse_args(argv)
     if args.command in ("sweep", "reproduce") and not (args.command == "sweep" and args.num_processes > 1):
         _use_every_cpu_core()
+    if args.command in ("sweep", "reproduce") and not args.no_compile_cache:
+        from ._cache import enable_compile_cache, quiet_xla_cpu_cache_log
+
+        if enable_compile_cache() is not None:
+            quiet_xla_cpu_cache_log()
 
     import jax
 
