@@ -3,7 +3,6 @@
 import importlib.metadata
 
 from ._checkpoint import fingerprint as fingerprint, run_resumable as run_resumable
-from ._config import ConfigError as ConfigError, SweepConfig as SweepConfig, load_config as load_config
 from ._generators import (
     disordered_network as disordered_network,
     from_networkx as from_networkx,
@@ -53,11 +52,14 @@ from ._tasks import (
     regression_task as regression_task,
     xor_task as xor_task,
 )
-from ._sweep import (
+from .sweep import (
+    ConfigError as ConfigError,
+    RunInputs as RunInputs,
+    SweepConfig as SweepConfig,
     SweepError as SweepError,
     load_conductances as load_conductances,
+    load_config as load_config,
     load_sweep as load_sweep,
-    RunInputs as RunInputs,
     rebuild_run as rebuild_run,
     sweep as sweep,
 )

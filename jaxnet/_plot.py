@@ -71,8 +71,7 @@ def plot_sweep(
     jn.plot_sweep(jn.load_sweep("out/quick"), "out/quick/curves.png", hue="p", col="rule")
     ```
     """
-    from ._config import COLUMNS
-    from ._sweep import load_sweep
+    from .sweep import COLUMNS, load_sweep
 
     if isinstance(table, str):
         table = load_sweep(table)
@@ -288,7 +287,7 @@ def plot_run_network(config, sweep_dir: str, run: int, path: str) -> None:
     import jax.numpy as jnp
 
     from ._solver import solve
-    from ._sweep import load_conductances, rebuild_run
+    from .sweep import load_conductances, rebuild_run
 
     inputs = rebuild_run(config, run)
     net, task = inputs.net, inputs.task

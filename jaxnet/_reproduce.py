@@ -22,10 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import rules as rules_module
-from ._config import load_config
 from ._measures import spread_over_keys, stuck_measures
 from ._plot import plot_run_network, plot_sweep, pyplot
-from ._sweep import _read_json, is_complete, load_conductances, load_sweep, rebuild_run, sweep
+from .sweep import is_complete, load_conductances, load_config, load_sweep, rebuild_run, sweep
+from .sweep._store import read_json as _read_json
 from ._train import conductance_trajectory
 
 PAPER = ("Wycoff, Dillavou, Stern, Liu & Durian, \"Desynchronous learning in a physics-driven learning "

@@ -349,7 +349,8 @@ def test_a_failed_run_is_recorded_and_every_other_run_completes(failing_sweep):
 
 def test_rows_of_a_failed_run_end_at_its_failed_step():
     """A run failed at step 15 (segments of 10, logged every 5) keeps rows 0-15; 15 is the failed one."""
-    from jaxnet._sweep import _logged_steps, _rows
+    from jaxnet.sweep._plan import logged_steps as _logged_steps
+    from jaxnet.sweep._store import rows as _rows
 
     steps = _logged_steps([10, 10, 5], 5)
     np.testing.assert_array_equal(steps, [0, 5, 10, 15, 20, 25])
@@ -392,7 +393,7 @@ def test_rerun_does_not_retry_and_retry_reruns_only_the_failed_runs(failing_swee
 
 
 def test_resume_with_a_failed_run_gives_the_uninterrupted_table(failing_sweep, tmp_path, monkeypatch):
-    from jaxnet._sweep import _Runner
+    from jaxnet.sweep._runner import Runner as _Runner
 
     out, table = failing_sweep
     segment, calls = _Runner.segment, []
