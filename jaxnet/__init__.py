@@ -15,7 +15,7 @@ from ._generators import (
 from ._measures import spread_over_keys as spread_over_keys, stuck_measures as stuck_measures
 from ._elements import KINDS as KINDS, THERMAL_VOLTAGE as THERMAL_VOLTAGE, Elements as Elements
 from ._network import Network as Network
-from ._plot import plot_network as plot_network, plot_sweep as plot_sweep
+from ._plot import plot_network as plot_network
 from ._results import (
     RESULTS as RESULTS,
     Failure as Failure,
@@ -60,6 +60,7 @@ from .sweep import (
     load_conductances as load_conductances,
     load_config as load_config,
     load_sweep as load_sweep,
+    plot_sweep as plot_sweep,
     rebuild_run as rebuild_run,
     sweep as sweep,
 )

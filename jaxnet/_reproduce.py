@@ -23,8 +23,9 @@ import numpy as np
 
 from . import rules as rules_module
 from ._measures import spread_over_keys, stuck_measures
-from ._plot import plot_run_network, plot_sweep, pyplot
-from .sweep import is_complete, load_conductances, load_config, load_sweep, rebuild_run, sweep
+from ._plot import pyplot
+from .sweep import (is_complete, load_conductances, load_config, load_sweep, plot_run_network, plot_sweep, rebuild_run,
+                    sweep)
 from .sweep._store import read_json as _read_json
 from ._train import conductance_trajectory
 

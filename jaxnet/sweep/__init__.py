@@ -19,7 +19,8 @@ core knows nothing of it (no core module imports this package).
   own file (`_run`, `_store`). Killed at any moment and run again, the sweep continues from
   the last segment and gives the table of an uninterrupted run, bit for bit.
 - **Tabulate.** `DIR/results.parquet`: one row per (grid point, instance, logged step),
-  read back by `load_sweep` (`_load`).
+  read back by `load_sweep` (`_load`) and drawn by `plot_sweep` (`_figures`, with
+  `jaxnet._plot`, which reads no files).
 
 `jaxnet.sweep` the attribute is the function `jn.sweep`, which shadows this package: import
 from it (`from jaxnet.sweep import load_sweep`), not `import jaxnet.sweep as ...`.
@@ -30,4 +31,5 @@ from ._config import COLUMNS as COLUMNS, SCHEMA as SCHEMA, ConfigError as Config
 from ._config import load_config as load_config
 from ._load import RunInputs as RunInputs, failure_summary as failure_summary, is_complete as is_complete
 from ._load import load_conductances as load_conductances, load_sweep as load_sweep, rebuild_run as rebuild_run
+from ._figures import plot_run_network as plot_run_network, plot_sweep as plot_sweep
 from ._run import sweep as sweep
