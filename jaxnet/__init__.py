@@ -4,7 +4,6 @@ import importlib.metadata
 
 from ._cache import enable_compile_cache as enable_compile_cache
 from ._checkpoint import fingerprint as fingerprint, run_resumable as run_resumable
-from ._config import ConfigError as ConfigError, SweepConfig as SweepConfig, load_config as load_config
 from ._generators import (
     disordered_network as disordered_network,
     from_networkx as from_networkx,
@@ -17,7 +16,7 @@ from ._generators import (
 from ._measures import spread_over_keys as spread_over_keys, stuck_measures as stuck_measures
 from ._elements import KINDS as KINDS, THERMAL_VOLTAGE as THERMAL_VOLTAGE, Elements as Elements
 from ._network import Network as Network
-from ._plot import plot_network as plot_network, plot_sweep as plot_sweep
+from ._plot import plot_network as plot_network
 from ._results import (
     RESULTS as RESULTS,
     Failure as Failure,
@@ -51,11 +50,15 @@ from ._tasks import (
     regression_task as regression_task,
     xor_task as xor_task,
 )
-from ._sweep import (
+from .sweep import (
+    ConfigError as ConfigError,
+    RunInputs as RunInputs,
+    SweepConfig as SweepConfig,
     SweepError as SweepError,
     load_conductances as load_conductances,
+    load_config as load_config,
     load_sweep as load_sweep,
-    RunInputs as RunInputs,
+    plot_sweep as plot_sweep,
     rebuild_run as rebuild_run,
     sweep as sweep,
 )

@@ -1,4 +1,5 @@
-"""Learning curves of a sweep: medians and quartile bands, grouped and faceted by config columns."""
+"""Pictures: learning curves of a loaded sweep table (medians and quartile bands, grouped and
+faceted by its columns), and networks. Nothing here reads a sweep's files (see `jaxnet.sweep`)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def _label_of(name, value) -> str:
     return f"{name}={value:g}" if isinstance(value, (float, np.floating)) else f"{name}={value}"
 
 
-def plot_sweep(
+def plot_curves(
     table,
     path: str,
     *,
@@ -47,35 +48,15 @@ def plot_sweep(
     title: str | None = None,
     logx: bool = False,
     sharey: bool = True,
+    grid_columns: tuple[str, ...] = (),
 ):
-    """Learning curves of a sweep to a PNG: median over instances with the quartile band.
+    """Learning curves of a loaded results table to a PNG (what `jn.plot_sweep` draws; see it
+    for the arguments): median over instances with the quartile band, over completed runs.
 
-    Curves are drawn over the completed runs; a curve whose runs include failed ones
-    (`status == "failed"`) says how many in its legend label.
-
-    **Arguments:**
-
-    - `table`: a results table (`jn.load_sweep(DIR)`), or a sweep directory.
-    - `path`: the PNG to write.
-    - `x`: ``"step"`` or ``"edge_updates"`` (equal updates per edge compare desync fairly).
-    - `y`: a metric column (`normalized_loss`, `loss`, `test_loss`, `accuracy`, ...).
-    - `hue`: config column(s) whose values get one curve each; default: every grid column
-      that varies, except those used for `col` and `row`.
-    - `col`, `row`: config columns to facet by.
-    - `logx`: a log x axis (points at x <= 0 are left out), for runs whose lengths span decades.
-    - `sharey`: one y range for all facets (False: each facet its own, e.g. one per task).
-
-    **Returns:** the matplotlib `Figure`.
-
-    ```python
-    jn.plot_sweep(jn.load_sweep("out/quick"), "out/quick/curves.png", hue="p", col="rule")
-    ```
+    `table` is a pandas `DataFrame` of a sweep's results; `grid_columns` are the columns a
+    default `hue` is chosen from (each that varies, except `col` and `row`; none: one curve
+    per facet). Returns the matplotlib `Figure`.
     """
-    from ._config import COLUMNS
-    from ._sweep import load_sweep
-
-    if isinstance(table, str):
-        table = load_sweep(table)
     for name in [x, y, col, row] + ([hue] if isinstance(hue, str) else list(hue or [])):
         if name is not None and name not in table.columns:
             raise ValueError(f"{name!r} is not a column of the results; columns: {', '.join(table.columns)}.")
@@ -84,7 +65,7 @@ def plot_sweep(
         raise ValueError(f"column {y!r} holds no values in this sweep (e.g. accuracy needs a classification task).")
     facets = [c for c in (col, row) if c]
     if hue is None:
-        hue = [c for c in COLUMNS if c in table.columns and c not in facets and table[c].nunique(dropna=False) > 1]
+        hue = [c for c in grid_columns if c in table.columns and c not in facets and table[c].nunique(dropna=False) > 1]
     hue = [hue] if isinstance(hue, str) else list(hue)
     col_values = sorted(table[col].dropna().unique(), key=str) if col else [None]
     row_values = sorted(table[row].dropna().unique(), key=str) if row else [None]
@@ -282,21 +263,18 @@ def plot_network(
     return fig
 
 
-def plot_run_network(config, sweep_dir: str, run: int, path: str) -> None:
-    """One run of a finished sweep: its network at the start and at the end, side by side,
-    nodes coloured by the free state of its first training example (demo and report)."""
+def plot_before_after(net, task, k_before, k_after, path: str, label: str) -> None:
+    """A network at the start and at the end of its training, side by side, nodes coloured by
+    the free state of its task's first training example; `label` names it in the titles."""
     import jax.numpy as jnp
 
     from ._solve import solve
-    from ._sweep import load_conductances, rebuild_run
 
-    inputs = rebuild_run(config, run)
-    net, task = inputs.net, inputs.task
     x = jnp.concatenate([task.x_train[0], jnp.zeros(task.ground.shape[0], task.x_train.dtype)])
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
-    for ax, k, when in ((axes[0], inputs.k0, "before"), (axes[1], load_conductances(sweep_dir)[run], "after")):
+    for ax, k, when in ((axes[0], k_before, "before"), (axes[1], k_after, "after")):
         k = jnp.asarray(k, x.dtype)
-        plot_network(net, k, solve(net, k, task.fixed_nodes, x), task=task, ax=ax, title=f"run {run}, {when} training")
+        plot_network(net, k, solve(net, k, task.fixed_nodes, x), task=task, ax=ax, title=f"{label}, {when} training")
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)

@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                                  retry_failed=args.retry_failed)
             if table.attrs.get("failed_runs"):
                 if args.quiet and jax.process_index() == 0:
-                    from ._sweep import failure_summary
+                    from .sweep import failure_summary
 
                     print(failure_summary(args.out, args.config), file=sys.stderr)
                 return FAILED_RUNS

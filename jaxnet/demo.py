@@ -14,7 +14,7 @@ import importlib.resources
 import os
 
 import jaxnet as jn
-from jaxnet._plot import plot_run_network
+from jaxnet.sweep import plot_run_network
 from jaxnet.cli import _parse_set
 
 CONFIG = importlib.resources.files("jaxnet").joinpath("configs/demo.toml")

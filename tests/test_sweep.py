@@ -222,6 +222,33 @@ def test_plot(small_sweep, tmp_path):
         jn.plot_sweep(table, path, y="accuracy")
     with pytest.raises(ValueError, match="'colour' is not a column"):
         jn.plot_sweep(table, path, hue="colour")
+    # a sweep's directory works too; the default hue is every grid column that varies: one curve per point
+    labels = jn.plot_sweep(out, path).axes[0].get_legend_handles_labels()[1]
+    assert len(labels) == 4 and all(label.startswith("rule=") for label in labels), labels
+
+
+def test_no_core_module_imports_the_sweep_package():
+    """The engine is a layer above the core: nothing under jaxnet/ but the package itself, the
+    paper's reproduction and the command line imports jaxnet.sweep (function-local imports included)."""
+    import ast
+
+    package = os.path.join(ROOT, "jaxnet")
+    above = {"__init__.py", "_reproduce.py", "cli.py", "demo.py", "reproduce", "sweep"}
+    for folder, dirs, files in os.walk(package):
+        relative = os.path.relpath(folder, package)
+        if relative.split(os.sep)[0] in above:
+            continue
+        for name in files:
+            if not name.endswith(".py") or (relative == "." and name in above):
+                continue
+            tree = ast.parse(open(os.path.join(folder, name), encoding="utf-8").read())
+            for node in ast.walk(tree):
+                modules = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                           [("." * node.level) + (node.module or "")] if isinstance(node, ast.ImportFrom) else [])
+                for module in modules:
+                    assert not (module.lstrip(".").split(".")[0] == "sweep" or module.startswith("jaxnet.sweep")
+                                or (module.strip(".") == "" and any(a.name == "sweep" for a in node.names))), \
+                        f"{os.path.join(relative, name)} imports {module}"
 
 
 def test_demo_runs_on_the_engine(tmp_path, capsys):
@@ -349,7 +376,8 @@ def test_a_failed_run_is_recorded_and_every_other_run_completes(failing_sweep):
 
 def test_rows_of_a_failed_run_end_at_its_failed_step():
     """A run failed at step 15 (segments of 10, logged every 5) keeps rows 0-15; 15 is the failed one."""
-    from jaxnet._sweep import _logged_steps, _rows
+    from jaxnet.sweep._plan import logged_steps as _logged_steps
+    from jaxnet.sweep._store import rows as _rows
 
     steps = _logged_steps([10, 10, 5], 5)
     np.testing.assert_array_equal(steps, [0, 5, 10, 15, 20, 25])
@@ -392,7 +420,7 @@ def test_rerun_does_not_retry_and_retry_reruns_only_the_failed_runs(failing_swee
 
 
 def test_resume_with_a_failed_run_gives_the_uninterrupted_table(failing_sweep, tmp_path, monkeypatch):
-    from jaxnet._sweep import _Runner
+    from jaxnet.sweep._runner import Runner as _Runner
 
     out, table = failing_sweep
     segment, calls = _Runner.segment, []

@@ -11,7 +11,8 @@ import os
 
 import numpy as np
 
-from .._plot import plot_run_network, plot_sweep, pyplot
+from .._plot import pyplot
+from ..sweep import plot_run_network, plot_sweep
 
 
 def _log_x(ax, values) -> None:

@@ -1,7 +1,7 @@
 """Running the reproduction: each claim's sweeps (the shipped configs, shrunk per scale), then
 its numbers (`analysis`), figures (`figures`) and the report (`report`), into one directory.
 
-Every import from the sweep engine (`jaxnet._sweep`) in the reproduction is here.
+Every import from the sweep engine (`jaxnet.sweep`) in the reproduction is here.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 import jax
 
 from . import analysis, figures, report
-from .._config import load_config
-from .._sweep import _read_json, is_complete, load_conductances, load_sweep, rebuild_run, sweep
+from ..sweep import is_complete, load_conductances, load_config, load_sweep, rebuild_run, sweep
+from ..sweep._store import read_json
 
 PAPER = ("Wycoff, Dillavou, Stern, Liu & Durian, \"Desynchronous learning in a physics-driven learning "
          "network\", J. Chem. Phys. 156, 144903 (2022)")
@@ -127,7 +127,7 @@ def _analyze(claim: str, scale: str, dirs: dict[str, str], out_dir: str) -> dict
 
 def _sweep_facts(sweep_dir: str, overrides: dict, table) -> dict:
     """A finished sweep's config, the overrides of this scale, its wall time, runs and devices."""
-    config, metadata = (_read_json(os.path.join(sweep_dir, name)) for name in ("config.json", "metadata.json"))
+    config, metadata = (read_json(os.path.join(sweep_dir, name)) for name in ("config.json", "metadata.json"))
     failed = metadata.get("failed_runs", [])
     return dict(config=config, overrides=overrides, wall_s=sum(i["wall_s"] for i in metadata["invocations"]),
                 runs=int(table.run.nunique()), devices=metadata["devices"], failed_run_count=len(failed),
@@ -184,7 +184,7 @@ def _claim_directory(out_dir: str, scale: str) -> None:
     os.makedirs(out_dir, exist_ok=True)
     marker = os.path.join(out_dir, "reproduce.json")
     if os.path.exists(marker):
-        earlier = _read_json(marker)["scale"]
+        earlier = read_json(marker)["scale"]
         if earlier != scale:
             raise ValueError(f"{out_dir} holds a reproduction at scale {earlier!r}, not {scale!r}: "
                              "use another directory.")

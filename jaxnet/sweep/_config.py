@@ -17,7 +17,7 @@ import math
 import tomllib
 from typing import Any, Callable
 
-from ._results import JaxnetError
+from .._results import JaxnetError
 
 REQUIRED = object()
 

@@ -1,0 +1,139 @@
+"""The plan of a sweep: grid points in groups (one compiled program each), groups in chunks
+(one `jit(vmap(train))` each, sized to fit in device memory), chunks in segments (one
+checkpoint each)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+
+import jax
+import numpy as np
+
+from .._network import Network
+from ._build import STATIC, TRACED, solver_of
+from ._config import SweepConfig
+
+
+@dataclasses.dataclass
+class Group:
+    """Points with the same static keys: one compiled program."""
+
+    index: int
+    static: dict
+    point_ids: list[int]
+    traced: tuple[str, ...]  # the traced keys this group's rule and network use
+    units: np.ndarray  # (U, 3): point id, network seed, training seed
+    chunk_size: int = 0
+
+    @property
+    def n_chunks(self) -> int:
+        return math.ceil(len(self.units) / self.chunk_size)
+
+    def chunk_units(self, chunk: int) -> np.ndarray:
+        """The units (point id, network seed, training seed) of one chunk."""
+        return self.units[chunk * self.chunk_size:(chunk + 1) * self.chunk_size]
+
+    def chunk_length(self, chunk: int) -> int:
+        """The number of runs of one chunk (the last may be short)."""
+        return min(self.chunk_size, len(self.units) - chunk * self.chunk_size)
+
+
+def plan(config: SweepConfig) -> tuple[list[dict], list[Group]]:
+    """The grid points of `config` and their groups (chunk sizes not yet set)."""
+    points = config.points()
+    groups: dict[str, Group] = {}
+    n_net, n_seed = config.sweep["networks"], config.sweep["seeds"]
+    instance_grid = np.array([(i, j) for i in range(n_net) for j in range(n_seed)], dtype=np.int64)
+    for pid, point in enumerate(points):
+        static = {c: point[c] for c in STATIC}
+        signature = json.dumps(static, sort_keys=True)
+        if signature not in groups:
+            traced = tuple(c for c in TRACED if point[c] is not None)
+            groups[signature] = Group(len(groups), static, [], traced, np.zeros((0, 3), np.int64))
+        group = groups[signature]
+        group.point_ids.append(pid)
+        rows = np.concatenate([np.full((len(instance_grid), 1), pid), instance_grid], axis=1)
+        group.units = np.concatenate([group.units, rows])
+    return points, list(groups.values())
+
+
+def set_chunk_sizes(config: SweepConfig, groups: list[Group], saved_plan: dict | None, first_network_and_task) -> None:
+    """Each group's chunk size: the saved plan's (a resumed sweep keeps its chunks), the config's,
+    or (`chunk_size = "auto"`) what fits in memory for `first_network_and_task(group)`."""
+    requested = config.sweep["chunk_size"]
+    for group in groups:
+        if saved_plan is not None:
+            group.chunk_size = saved_plan["chunk_sizes"][group.index]
+        elif requested == "auto":
+            net, task = first_network_and_task(group)
+            group.chunk_size = auto_chunk_size(group.static, len(group.units), net, task)
+        else:
+            group.chunk_size = min(requested, len(group.units))
+
+
+def bytes_per_run(static: dict, n_nodes: int, n_edges: int, n_columns: int, n_examples: int) -> int:
+    """A generous estimate of one run's device memory inside a compiled segment."""
+    item = 8 if static["dtype"] == "float64" else 4
+    dense = solver_of(static).resolve(n_nodes, warm=True) != "cg"  # "cg+dense" may factorize
+    matrices = 6 * n_nodes * n_nodes if dense else 0
+    vectors = 16 * n_nodes * n_columns + 8 * n_edges * (n_columns + n_examples)
+    return item * (matrices + vectors) + 4096
+
+
+def auto_chunk_size(static: dict, units: int, net: Network, task) -> int:
+    """The most runs of a group that fit in device memory at once (and no more than it has)."""
+    devices = jax.devices()
+    n_columns = task.inputs.shape[0] + task.outputs.shape[0]
+    per_run = bytes_per_run(static, net.n_nodes, net.n_edges, n_columns, task.x_train.shape[0])
+    if devices[0].platform == "cpu":
+        budget = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+        cap = 256 * len(devices)  # measured sweet spot on CPU: 256 instances per device
+    else:
+        stats = devices[0].memory_stats() or {}
+        budget = stats.get("bytes_limit", 16 << 30) // 2 * len(devices)
+        cap = 65_536 * len(devices)
+    return max(1, min(units, cap, budget // per_run))
+
+
+def run_ids(units: np.ndarray, n_instances: int, seeds: int) -> np.ndarray:
+    """The run ids (as in the results table) of units (point id, network seed, training seed)."""
+    return units[:, 0] * n_instances + units[:, 1] * seeds + units[:, 2]
+
+
+def chunks_to_run(groups: list[Group], retry: list[int] | None, n_instances: int, seeds: int) -> set[tuple[int, int]]:
+    """`(group index, chunk)` of every chunk this invocation runs: all, or in a retry those
+    that hold a retried run."""
+    return {(g.index, c) for g in groups for c in range(g.n_chunks)
+            if retry is None or np.isin(run_ids(g.chunk_units(c), n_instances, seeds), retry).any()}
+
+
+def segment_lengths(steps: int, log_every: int, every: int) -> list[int]:
+    """Segments of a whole number of `log_every` (the last may be shorter), about `every` long."""
+    per = max(1, round(every / log_every)) * log_every
+    lengths = [per] * (steps // per)
+    if steps % per:
+        lengths.append(steps % per)
+    return lengths
+
+
+def logged_steps(lengths: list[int], log_every: int) -> np.ndarray:
+    """The steps a chunk logs, run in segments of `lengths` (as `train` logs each segment).
+
+    The table's steps come from here, not from the runs' states: a failed run's state is
+    frozen at its failed step, so the steps it reports for later segments would repeat.
+    """
+    out, offset = [], 0
+    for s, length in enumerate(lengths):
+        steps = np.minimum(np.arange(-(-length // log_every) + 1) * log_every, length)
+        steps[-1] = length
+        out.append(offset + (steps if s == 0 else steps[1:]))
+        offset += length
+    return np.concatenate(out)
+
+
+def chunk_name(group: int, chunk: int) -> str:
+    """The file stem of a chunk's files (and of its progress)."""
+    return f"g{group:03d}-c{chunk:05d}"

@@ -1,0 +1,140 @@
+"""Running one group's chunks: inputs built on the host, one `jit(vmap(...))` per program
+with the run axis sharded over every device of every process (`jax.distributed`: each
+process builds the same inputs and computes its share)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from .._train import TrainState, initial_state, train
+from ._build import make_network, make_rule, make_task, network_keys, run_start, train_options
+from ._config import SweepConfig
+from ._plan import Group
+
+#: The grid keys that decide a group's networks and tasks (groups that share them share those).
+NETWORK_TASK_KEYS = ("network", "n_nodes", "coordination", "rows", "cols", "n_edges",
+                     "task", "n_train", "n_test", "random_matrix", "n_outputs")
+
+
+class Runner:
+    """Builds a group's inputs and runs its chunks on a mesh over every device of every process."""
+
+    def __init__(self, config: SweepConfig, points: list[dict], group: Group, networks: dict):
+        self.config, self.points, self.group = config, points, group
+        self.static = group.static
+        self.networks = networks  # shared by the groups of a sweep (see `all_networks_and_tasks`)
+        self.mesh = Mesh(np.array(jax.devices()), ("runs",))
+        self.sharding = NamedSharding(self.mesh, PartitionSpec("runs"))
+        self.dtype = jnp.dtype(self.static["dtype"])
+        self.compiled: dict[Any, Any] = {}
+        self.compile_s = 0.0
+        self.setup_s = 0.0  # building networks, tasks and keys on the host
+        self.desync = any(points[p]["p"] != 1 for p in group.point_ids)
+
+    def network_and_task(self, network_seed: int):
+        """The network and task of a network seed for this group's static keys (cached)."""
+        return jax.tree.map(lambda a: a[network_seed], self.all_networks_and_tasks())
+
+    def all_networks_and_tasks(self):
+        """Networks and tasks of every network seed, stacked (built once per group).
+
+        The networks are built in NumPy, one per seed (a lattice once); the tasks in one
+        vmapped call over the seeds' task keys, so their construction does not depend on
+        how the runs are chunked.
+        """
+        cache_key = json.dumps({c: self.static[c] for c in NETWORK_TASK_KEYS}, sort_keys=True)
+        if cache_key not in self.networks:
+            seed, n = self.config.sweep["seed"], self.config.sweep["networks"]
+            pairs = jax.vmap(lambda i: network_keys(seed, i))(jnp.arange(n))  # (n, 2) keys
+            net_keys, task_keys = pairs[:, 0], pairs[:, 1]
+            if self.static["network"] in ("square", "triangular"):
+                nets = [make_network(self.static, None)] * n
+            else:
+                nets = [make_network(self.static, k) for k in net_keys]
+            nets = jax.tree.map(lambda *xs: np.stack(xs), *nets)
+            template = jax.tree.map(lambda a: a[0], nets)
+            tasks = jax.jit(jax.vmap(lambda key: make_task(self.static, key, template)))(task_keys)
+            self.networks[cache_key] = (nets, jax.device_get(tasks))
+        return self.networks[cache_key]
+
+    def padded_size(self) -> int:
+        n_dev = len(jax.devices())
+        return math.ceil(self.group.chunk_size / n_dev) * n_dev
+
+    def inputs(self, chunk: int):
+        """Host arrays of one chunk, padded to `padded_size` with copies of its first run:
+        `(units, (networks, tasks, hyperparameters), seeds)`, `seeds` each run's network and
+        training seed."""
+        start = time.perf_counter()
+        units = self.group.chunk_units(chunk)
+        n_real = len(units)
+        units = np.concatenate([units, np.repeat(units[:1], self.padded_size() - n_real, axis=0)])
+        nets, tasks = jax.tree.map(lambda a: np.asarray(a)[units[:, 1]], self.all_networks_and_tasks())
+        hyper = {c: np.array([self.points[p][c] for p in units[:, 0]], self.dtype) for c in self.group.traced}
+        seeds = units[:, 1:].astype(np.int32)
+        self.setup_s += time.perf_counter() - start
+        return units[:n_real], (nets, tasks, hyper), seeds
+
+    def to_devices(self, tree):
+        """Host arrays -> global arrays with the run axis sharded over all devices."""
+        return jax.tree.map(
+            lambda a: jax.make_array_from_callback(a.shape, self.sharding, lambda index, a=a: a[index]), tree)
+
+    def to_host(self, tree):
+        if jax.process_count() == 1:
+            return jax.device_get(tree)
+        return multihost_utils.process_allgather(tree, tiled=True)
+
+    def _compile(self, name, fn, *args):
+        if name not in self.compiled:
+            start = time.perf_counter()
+            jitted = jax.jit(fn, in_shardings=self.sharding, out_shardings=self.sharding)
+            self.compiled[name] = jitted.lower(*args).compile()
+            self.compile_s += time.perf_counter() - start
+        return self.compiled[name](*args)
+
+    def start(self, inputs, seeds):
+        """Initial `TrainState`s (keys as raw key data) of a chunk; `inputs` on the devices,
+        `seeds` on the host."""
+        static, seed = self.static, self.config.sweep["seed"]
+
+        def one(net, task, hyper, run_seeds):
+            rule = make_rule(static, hyper, self.desync)
+            k0, train_key = run_start(static, rule, hyper, seed, run_seeds[0], run_seeds[1], net.n_edges, self.dtype)
+            return plain(initial_state(net, task, rule, k0, train_key))
+
+        return self._compile("start", jax.vmap(one), *inputs, self.to_devices(seeds))
+
+    def segment(self, inputs, state, steps: int):
+        """Advance a chunk's states by `steps` (`inputs` on the devices): `(state, logs)`."""
+        static = self.static
+
+        def one(net, task, hyper, plain_state):
+            rule = make_rule(static, hyper, self.desync)
+            result = train(net, task, rule, typed(plain_state), steps=steps, **train_options(static))
+            logs = {"step": result.steps, "loss": result.loss, "at_bound": result.at_bound,
+                    "test_loss": result.test_loss, "accuracy": result.accuracy,
+                    "test_accuracy": result.test_accuracy, "cosine": result.cosine}
+            return plain(result.state), {k: v for k, v in logs.items() if v is not None}
+
+        return self._compile(("segment", steps), jax.vmap(one), *inputs, state)
+
+
+def plain(state: TrainState) -> TrainState:
+    """The state with its typed key as raw key data (so it can be gathered and saved)."""
+    return eqx.tree_at(lambda s: s.key, state, jax.random.key_data(state.key))
+
+
+def typed(state: TrainState) -> TrainState:
+    """The state with its raw key data as a typed key again (`plain` undone)."""
+    return eqx.tree_at(lambda s: s.key, state, jax.random.wrap_key_data(state.key))
