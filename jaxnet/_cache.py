@@ -69,6 +69,7 @@ def enable_compile_cache(directory: str | os.PathLike | None = None) -> Path | N
     except OSError as error:
         warnings.warn(f"jaxnet: no compilation cache ({path} cannot be created: {error})", stacklevel=2)
         return None
+    _write_entries_atomically()
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_TIME_S)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # any size
@@ -78,6 +79,41 @@ def enable_compile_cache(directory: str | os.PathLike | None = None) -> Path | N
 
         compilation_cache.reset_cache()
     return path
+
+
+def _write_entries_atomically() -> None:
+    """Make JAX's cache write each entry whole, or not at all.
+
+    Without a size cap, jax 0.9's file cache writes an entry in place with no lock
+    (`LRUCache.put`: `path.write_bytes`), so a process that loads the entry while another
+    writes it (two sweeps at once, the test suite's workers, a multi-process sweep) reads a
+    partial executable; the suite once died of a segmentation fault inside that load. Here the
+    entry is written to a temporary file and renamed into place (`os.replace`, atomic on one
+    file system): a reader sees the whole entry or none. Patched once per process, only where
+    JAX's writer is the one described (a capped cache takes JAX's own lock and is left alone).
+    """
+    try:
+        from jax._src import lru_cache
+    except ImportError:  # another jax: its writer is left as it is
+        return
+    original = getattr(lru_cache.LRUCache, "put", None)
+    if original is None or getattr(original, "jaxnet_atomic", False) or not hasattr(lru_cache, "_CACHE_SUFFIX"):
+        return
+
+    def put(self, key: str, value: bytes) -> None:
+        if self.eviction_enabled or not isinstance(self.path, Path):
+            return original(self, key, value)
+        if not key:
+            raise ValueError("key cannot be empty")
+        path = self.path / f"{key}{lru_cache._CACHE_SUFFIX}"
+        if path.exists():
+            return
+        partial = self.path / f".{key}.{os.getpid()}.partial"
+        partial.write_bytes(value)
+        os.replace(partial, path)
+
+    put.jaxnet_atomic = True
+    lru_cache.LRUCache.put = put
 
 
 def quiet_xla_cpu_cache_log() -> None:

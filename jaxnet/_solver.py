@@ -399,7 +399,8 @@ def solve_system(
             if path == "cg+dense":
                 # CG first (fast from a warm start); where it fails its check, dense Cholesky.
                 # The branch runs only when some instance of a vmapped batch failed, and each
-                # instance keeps its own CG answer unless it failed, so batching changes nothing.
+                # instance keeps its own CG answer unless it failed, so no instance depends on which
+                # others failed (a batched and a single LAPACK call may still round differently).
                 cg_failed = ~(_within(measured[0]) & jnp.all(jnp.isfinite(x)))
 
                 def fallback(x, measured, singular):

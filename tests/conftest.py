@@ -8,13 +8,15 @@ import pytest
 from jaxnet._cache import enable_compile_cache, quiet_xla_cpu_cache_log
 
 # JAX's persistent compilation cache, in the repository's ignored .cache/xla (or $JAXNET_CACHE_DIR):
-# not the user's ~/.cache, so the tests write nothing outside the checkout. Every xdist worker
-# shares it, and so do the console script's subprocesses (the variable is exported), so on a
-# clean clone (CI) the first process to compile a program stores it and the others load it; a
-# local rerun finds them all (test_continuation + test_checkpoint: 201 s without, 43 s warm, on
+# not the user's ~/.cache, so the tests write nothing outside the checkout. The console script's
+# subprocesses share it (the variable is exported), so on a clean clone (CI) the first process to
+# compile a program stores it and the others load it; a local rerun finds them all (test_continuation + test_checkpoint: 201 s without, 43 s warm, on
 # a loaded 2-core machine). Other subprocesses (`python -c ...`) use no cache unless they call
 # `jn.enable_compile_cache()`. JAXNET_COMPILE_CACHE=0 switches it off.
-os.environ.setdefault("JAXNET_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache" / "xla"))
+# One directory per xdist worker: a worker and the subprocesses it waits for share it (entries
+# are written atomically, `jaxnet._cache`), and workers never load what another is writing.
+os.environ.setdefault("JAXNET_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache" / "xla"
+                                              / os.environ.get("PYTEST_XDIST_WORKER", "main")))
 if enable_compile_cache() is not None:
     quiet_xla_cpu_cache_log()
 
