@@ -227,30 +227,6 @@ def test_plot(small_sweep, tmp_path):
     assert len(labels) == 4 and all(label.startswith("rule=") for label in labels), labels
 
 
-def test_no_core_module_imports_the_sweep_package():
-    """The engine is a layer above the core: nothing under jaxnet/ but the package itself, the
-    paper's reproduction and the command line imports jaxnet.sweep (function-local imports included)."""
-    import ast
-
-    package = os.path.join(ROOT, "jaxnet")
-    above = {"__init__.py", "_reproduce.py", "cli.py", "demo.py", "reproduce", "sweep"}
-    for folder, dirs, files in os.walk(package):
-        relative = os.path.relpath(folder, package)
-        if relative.split(os.sep)[0] in above:
-            continue
-        for name in files:
-            if not name.endswith(".py") or (relative == "." and name in above):
-                continue
-            tree = ast.parse(open(os.path.join(folder, name), encoding="utf-8").read())
-            for node in ast.walk(tree):
-                modules = ([a.name for a in node.names] if isinstance(node, ast.Import) else
-                           [("." * node.level) + (node.module or "")] if isinstance(node, ast.ImportFrom) else [])
-                for module in modules:
-                    assert not (module.lstrip(".").split(".")[0] == "sweep" or module.startswith("jaxnet.sweep")
-                                or (module.strip(".") == "" and any(a.name == "sweep" for a in node.names))), \
-                        f"{os.path.join(relative, name)} imports {module}"
-
-
 def test_demo_runs_on_the_engine(tmp_path, capsys):
     from jaxnet import demo
 
