@@ -9,6 +9,7 @@ import pytest
 # jaxlib 0.9.2 (once loading an entry, once compiling one to store it), and a crash costs more
 # than the compiles it saves. Exported, so the console script's subprocesses skip it too.
 os.environ["JAXNET_COMPILE_CACHE"] = "0"
+jax.config.update("jax_enable_compilation_cache", False)  # and off in this process, whatever enables it
 
 # JAX runs as users run it: 32-bit by default. Tests that compare with float64 NumPy at tight
 # tolerances ask for the `x64` fixture (a whole module with `pytestmark`); tests of the physics
