@@ -3,6 +3,7 @@ faceted by its columns), and networks. Nothing here reads a sweep's files (see `
 
 from __future__ import annotations
 
+import difflib
 from collections import Counter
 
 import numpy as np
@@ -59,7 +60,9 @@ def plot_curves(
     """
     for name in [x, y, col, row] + ([hue] if isinstance(hue, str) else list(hue or [])):
         if name is not None and name not in table.columns:
-            raise ValueError(f"{name!r} is not a column of the results; columns: {', '.join(table.columns)}.")
+            close = difflib.get_close_matches(name, [str(c) for c in table.columns], n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{name!r} is not a column of the results.{hint} Columns: {', '.join(table.columns)}.")
     plt = pyplot()
     if table[y].isna().all():
         raise ValueError(f"column {y!r} holds no values in this sweep (e.g. accuracy needs a classification task).")

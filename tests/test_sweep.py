@@ -116,6 +116,7 @@ def test_finished_sweep_does_nothing_and_changed_config_is_refused(small_sweep, 
 
 BAD = [
     ({"sweep.stesp": 3}, r"unknown key 'stesp' in \[sweep\]. Did you mean 'steps'\?"),
+    ({"swep.steps": 3}, r"override 'swep.steps' must be 'section.key' .* Did you mean 'sweep.steps'\?"),
     ({"rule.alpah": 3}, r"unknown key 'alpah' in \[\[rule\]\] table 0. Did you mean 'alpha'\?"),
     ({"rule.p": 1.5}, r"rule.p in \[\[rule\]\] table 0 is 1.5; allowed: a finite number in \[0, 1\]"),
     ({"rule.eta": 0.0}, r"rule.eta .* is 0.0; allowed: a finite number in \(0, inf\)"),
@@ -222,6 +223,8 @@ def test_plot(small_sweep, tmp_path):
         jn.plot_sweep(table, path, y="accuracy")
     with pytest.raises(ValueError, match="'colour' is not a column"):
         jn.plot_sweep(table, path, hue="colour")
+    with pytest.raises(ValueError, match="'normalised_loss' is not a column of the results. Did you mean 'normalized_loss'"):
+        jn.plot_sweep(table, path, y="normalised_loss")  # what `jaxnet plot --y` passes
     # a sweep's directory works too; the default hue is every grid column that varies: one curve per point
     labels = jn.plot_sweep(out, path).axes[0].get_legend_handles_labels()[1]
     assert len(labels) == 4 and all(label.startswith("rule=") for label in labels), labels

@@ -333,7 +333,10 @@ def load_config(source: str | dict, overrides: dict[str, Any] | None = None) -> 
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
         if section not in SCHEMA or not key:
-            raise ConfigError(f"override '{dotted}' must be 'section.key' with section one of {', '.join(SECTIONS)}.")
+            close = difflib.get_close_matches(section, SECTIONS, n=1) if key else []
+            hint = f" Did you mean '{close[0]}.{key}'?" if close else ""
+            raise ConfigError(f"override '{dotted}' must be 'section.key' with section one of "
+                              f"{', '.join(SECTIONS)}.{hint}")
         tables = rules if section == "rule" else [sections[section]]
         if section == "rule" and key in SCHEMA["rule"] and SCHEMA["rule"][key].kinds is not None:
             using = [t for t in rules if t.get("kind") in SCHEMA["rule"][key].kinds]
