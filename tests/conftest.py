@@ -7,8 +7,8 @@ import pytest
 # No persistent compilation cache in the suite (its own tests turn it on in subprocesses): two
 # full runs with it lost an xdist worker to a segfault inside jaxlib 0.9.2 (loading an entry,
 # compiling one to store it). Without it, workers still died in XLA compiles while another
-# CPU-bound process shared the two cores (with and without the dense path's edge-by-edge
-# residual); on an idle machine the suite passes. Exported, so the console script's
+# CPU-bound process shared the two cores, and, with the dense path's edge-by-edge residual
+# (reverted), once on an idle machine; without it, idle runs pass. Exported, so the console script's
 # subprocesses skip the cache too.
 os.environ["JAXNET_COMPILE_CACHE"] = "0"
 jax.config.update("jax_enable_compilation_cache", False)  # and off in this process, whatever enables it
