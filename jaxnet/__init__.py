@@ -7,6 +7,9 @@ from ._checkpoint import fingerprint as fingerprint, run_resumable as run_resuma
 from ._generators import (
     disordered_network as disordered_network,
     from_networkx as from_networkx,
+    LAB_EDGES as LAB_EDGES,
+    LAB_TERMINALS as LAB_TERMINALS,
+    lab_network as lab_network,
     random_graph as random_graph,
     random_terminals as random_terminals,
     square_lattice as square_lattice,
@@ -42,6 +45,7 @@ from ._states import (
 )
 
 from ._tasks import (
+    IRIS_LEVELS as IRIS_LEVELS,
     REGRESSION_MATRIX as REGRESSION_MATRIX,
     Task as Task,
     allostery_task as allostery_task,

@@ -135,6 +135,31 @@ def random_graph(key: PRNGKeyArray, n_nodes: int, n_edges: int, *, parallel_edge
     return Network.from_edges(np.array(sorted(chosen)), n_nodes)
 
 
+LAB_EDGES = ((0, 7), (0, 3), (1, 2), (1, 8), (2, 6), (2, 9), (2, 3), (3, 6), (3, 9), (3, 8), (4, 9), (4, 6), (4, 5),
+             (5, 8), (5, 7), (7, 9))
+"""Edges of the lab stand-in: `networkx.gnm_random_graph(10, 16, seed=5)`, in its edge order."""
+
+LAB_TERMINALS = {"features": (0, 1, 4, 5), "bias": (6,), "output": (7,), "ground": (8,)}
+"""The lab stand-in's terminals for Iris: the three nodes of highest degree (3, 2, 9) stay
+hidden, and the other seven, in increasing order, are the four feature inputs, the bias
+input, the output and ground."""
+
+
+def lab_network() -> Network:
+    """A stand-in for the laboratory network of Dillavou et al. (Phys. Rev. Applied 18, 014040,
+    2022): 16 variable resistors, randomly wired, on 10 nodes, three of them hidden.
+
+    The lab's exact wiring is not public in a form we reproduce, so this is a named random
+    graph chosen by a stated rule: `networkx.gnm_random_graph(10, 16, seed)` for the first
+    seed (5) that is connected with every node of degree 2 or more (no dangling resistor).
+    `LAB_EDGES` holds its edge list and `LAB_TERMINALS` its terminals (networkx is not
+    needed to build it; the tests check the list against networkx).
+
+    **Returns:** a `Network` with 10 nodes and 16 edges.
+    """
+    return Network.from_edges(np.array(LAB_EDGES), 10)
+
+
 def random_terminals(
     key: PRNGKeyArray, net: Network, n_inputs: int, n_outputs: int, n_ground: int = 1
 ) -> tuple[Int[Array, " inputs"], Int[Array, " outputs"], Int[Array, " ground"]]:

@@ -103,11 +103,6 @@ class TrainResult(eqx.Module):
         check(self)
 
 
-def _accuracy(outputs, y):
-    """Fraction of examples whose highest output voltage is at the target's highest output."""
-    return jnp.mean(jnp.argmax(outputs, -1) == jnp.argmax(y, -1), -1)
-
-
 def _cosine(a, b):
     norm = jnp.linalg.norm(a) * jnp.linalg.norm(b)
     return jnp.where(norm > 0, jnp.sum(a * b) / jnp.where(norm > 0, norm, 1), 0.0)
@@ -330,7 +325,7 @@ def train(
         # number of logged steps, so a run split into calls logs bit-identical losses.
         def one(entry):
             outputs = x @ entry.T if net.linear else physics(x, y, None).free_outputs(entry)
-            return output_loss(outputs, y), (_accuracy(outputs, y) if task.classification else 0.0)
+            return output_loss(outputs, y), (task.accuracy(outputs, y) if task.classification else 0.0)
 
         loss, accuracy = jax.lax.map(one, logged)
         nan = jnp.array(jnp.nan, dtype)

@@ -8,7 +8,7 @@ import jax
 import optax
 
 from .. import rules as rules_module
-from .._generators import disordered_network, random_graph, square_lattice, triangular_lattice
+from .._generators import LAB_TERMINALS, disordered_network, lab_network, random_graph, square_lattice, triangular_lattice
 from .._network import Network
 from .._solver import Solver
 from .._tasks import allostery_task, iris_task, regression_task
@@ -34,6 +34,8 @@ def make_network(point: dict, key) -> Network:
         net = square_lattice(point["rows"], point["cols"])
     elif kind == "triangular":
         net = triangular_lattice(point["rows"], point["cols"])
+    elif kind == "lab":
+        return lab_network()
     else:
         net = random_graph(key, point["n_nodes"], point["n_edges"])
     return Network(net.senders, net.receivers, net.n_nodes)
@@ -47,7 +49,13 @@ def make_task(point: dict, key, net: Network):
                                random_matrix=point["random_matrix"])
     if kind == "allostery":
         return allostery_task(key, net, n_outputs=point["n_outputs"])
-    return iris_task(key, net, n_train=point["n_train"])
+    bias = () if point["bias"] == "none" else (float(point["bias"]),)
+    terminals = None
+    if point["network"] == "lab":
+        t = LAB_TERMINALS
+        terminals = (t["features"] + (t["bias"] if bias else ()), t["output"], t["ground"])
+    return iris_task(key, net, n_train=point["n_train"], encoding=point["encoding"], readout=point["readout"],
+                     bias=bias, terminals=terminals)
 
 
 def make_rule(point: dict, hyper: dict, desync: bool = True):

@@ -69,10 +69,14 @@ def _auto_or_positive(v) -> str | None:
     return None if v == "auto" or (_number(0.0)(v) is None) else "'auto' or a finite number > 0"
 
 
+def _bias(v) -> str | None:
+    return None if v == "none" or (_number(-math.inf)(v) is None) else "'none' or a finite number of volts"
+
+
 POSITIVE = _number(0.0)
 NON_NEGATIVE = _number(0.0, low_open=False)
 
-NETWORK_KINDS = ("disordered", "square", "triangular", "random")
+NETWORK_KINDS = ("disordered", "square", "triangular", "random", "lab")
 TASK_KINDS = ("regression", "allostery", "iris")
 RULE_KINDS = ("coupled_learning", "discrete", "gradient_descent", "equilibrium_propagation")
 
@@ -115,6 +119,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "n_test": Key(20, _int(0), "test examples", kinds=("regression",)),
         "random_matrix": Key(False, _bool, "draw y = C x's matrix per network", kinds=("regression",)),
         "n_outputs": Key(2, _int(1), "output nodes", kinds=("allostery",)),
+        "encoding": Key("one_hot", _choice("one_hot", "levels"),
+                        "Iris targets: one output per class (one_hot) or one output at ordered class levels",
+                        kinds=("iris",)),
+        "readout": Key("argmax", _choice("argmax", "nearest"),
+                       "how outputs are read as a class: highest output, or nearest class target (levels: "
+                       "'nearest')", kinds=("iris",)),
+        "bias": Key("none", _bias, "voltage of a bias (reference) input node, or 'none'", kinds=("iris",)),
     },
     "rule": {
         "kind": Key(REQUIRED, _choice(*RULE_KINDS), "learning rule"),
@@ -363,6 +374,12 @@ def _check_consistency(config: SweepConfig) -> None:
         n_train = {"regression": point["n_train"], "iris": point["n_train"], "allostery": 1}[point["task"]]
         if point["task"] == "iris" and not n_train < 150:
             raise ConfigError(f"task.n_train is {n_train}; iris has 150 rows: allowed 1 to 149.")
+        if point["task"] == "iris" and point["encoding"] == "levels" and point["readout"] == "argmax":
+            raise ConfigError("task.readout = 'argmax' needs one output per class; task.encoding = 'levels' has one "
+                              "output: set task.readout = 'nearest'.")
+        if point["network"] == "lab" and point["task"] == "iris" and point["encoding"] != "levels":
+            raise ConfigError("network.kind = 'lab' wires Iris with one output (jn.LAB_TERMINALS): set "
+                              "task.encoding = 'levels' and task.readout = 'nearest'.")
         if point["batch_size"] != "full" and point["batch_size"] > n_train:
             raise ConfigError(
                 f"sweep.batch_size ({point['batch_size']}) is larger than the training set "
