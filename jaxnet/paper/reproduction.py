@@ -24,8 +24,8 @@ PAPER = ("Wycoff, Dillavou, Stern, Liu & Durian, \"Desynchronous learning in a p
 
 #: The sweeps of each claim (config files in jaxnet/configs/reproduce/).
 CLAIMS = {
-    "1": ("claim1",),
-    "2": ("claim2",),
+    "1": ("claim1", "claim1_ceiling"),
+    "2": ("claim2", "claim2_ceiling"),
     "3": ("claim3_desync", "claim3_minibatch"),
     "gd": ("cl_vs_gd",),
 }
@@ -36,7 +36,10 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {name: {} for names in CLAIMS.values() for name in names},
     "quick": {
         "claim1": {"sweep.networks": 32, "network.n_nodes": 64, "sweep.steps": 500, "sweep.log_every": 25},
-        "claim2": {"sweep.networks": 64, "sweep.steps": 1000, "sweep.log_every": 50},
+        "claim1_ceiling": {"sweep.networks": 32, "network.n_nodes": 64, "sweep.steps": 2000,
+                           "sweep.log_every": 2000},
+        "claim2": {"sweep.networks": 32, "sweep.steps": 2000, "sweep.log_every": 100, "task.kind": "iris"},
+        "claim2_ceiling": {"sweep.networks": 32},
         "claim3_desync": _CLAIM3,
         "claim3_minibatch": _CLAIM3,
         "cl_vs_gd": {"sweep.networks": 16, "sweep.steps": 1000},
@@ -44,8 +47,11 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {  # one or two compiled groups per sweep: compile time dominates at this size
         "claim1": {"sweep.networks": 2, "network.n_nodes": 16, "sweep.steps": 20, "sweep.log_every": 5,
                    "task.kind": "iris", "rule.p": [1.0, 0.5]},
+        "claim1_ceiling": {"sweep.networks": 2, "network.n_nodes": 16, "sweep.steps": 20, "sweep.log_every": 20,
+                           "sweep.seeds": 2},
         "claim2": {"sweep.networks": 3, "sweep.steps": 40, "sweep.log_every": 10, "task.kind": "iris",
                    "rule.p": [1.0, 0.5], "rule.n_states": 16},
+        "claim2_ceiling": {"sweep.networks": 3, "sweep.steps": 40, "sweep.log_every": 40, "sweep.seeds": 2},
         "claim3_desync": {"sweep.networks": 2, "sweep.seeds": 3, "sweep.steps": 20, "sweep.log_every": 5,
                           "network.n_nodes": 16, "rule.p": [1.0, 0.5]},
         "claim3_minibatch": {"sweep.networks": 2, "sweep.seeds": 3, "sweep.steps": 20, "sweep.log_every": 5,
