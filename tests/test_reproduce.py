@@ -57,6 +57,10 @@ def test_spread_over_keys_known_answer():
     assert shifted["deviation"] == pytest.approx(np.sqrt(sigma**2 + 0.4**2))
     same = jn.spread_over_keys(np.stack([reference] * 3))
     assert same["spread"] == 0 and np.isnan(same["deviation"])
+    # identical runs spread exactly 0, even where the mean of three equal logs rounds (a one-pass
+    # variance gave 3.8e-17 here)
+    k = np.random.default_rng(0).uniform(0.1, 2, size=200)
+    assert jn.spread_over_keys(np.stack([k] * 3))["spread"] == 0
 
 
 # ---------------------------------------------------------------- trajectories and desync at p = 1
