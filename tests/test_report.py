@@ -3,8 +3,6 @@
 Pure text on hand-made numbers (the shape of `claims.json`): nothing runs or compiles here.
 """
 
-import copy
-
 import numpy as np
 import pytest
 
@@ -82,7 +80,8 @@ def _claim2(vs_sync, distinct_vs_sync):
         dict(kind="gradient_descent", learning_rate=0.02)]
     return dict(rows=[dict(row, p=1.0, vs_sync=q(1.0)), dict(row, p=0.5, vs_sync=vs_sync)],
                 stuck=[_stuck(1.0, 8.5, q(1.0)), _stuck(0.5, 18, distinct_vs_sync)],
-                gradient_descent=[dict(task="iris", runs=3, failed_runs=0, loss_ratio=q(0.56), test_accuracy=q(0.5, 0.2))],
+                gradient_descent=[dict(task="iris", runs=3, failed_runs=0, loss_ratio=q(0.56),
+                                       test_accuracy=q(0.5, 0.2))],
                 n_edges=16, figures=[], sweeps=sweeps)
 
 
@@ -97,7 +96,8 @@ def test_claim2_words_flip_with_the_paired_ratios():
 
 
 def _claim3(loss_vs_sync, spread_ratio, loss_ratio):
-    summary = {"desync:0.5": dict(spread=q(0.07, 0.02), deviation=q(0.08), loss_ratio=q(0.17), loss_vs_sync=loss_vs_sync),
+    summary = {"desync:0.5": dict(spread=q(0.07, 0.02), deviation=q(0.08), loss_ratio=q(0.17),
+                                  loss_vs_sync=loss_vs_sync),
                "desync:1.0": dict(spread=q(0.0), deviation=q(0.0), loss_ratio=q(0.17), loss_vs_sync=q(1.0)),
                "minibatch:2": dict(spread=q(0.05), deviation=q(0.08), loss_ratio=q(0.17), loss_vs_sync=q(1.0))}
     matches = [dict(p=0.5, b_by_spread=2, b_by_deviation=2, spread_ratio=spread_ratio["median"], deviation_ratio=1.0,
@@ -144,22 +144,19 @@ def test_cl_vs_gd_words_flip_with_the_paired_changes():
 
 def _document(scale, n_nodes, n_states, networks):
     claims = {"1": _claim1(q(1.0)), "2": _claim2(q(1.0), q(1.0))}
-    claims = copy.deepcopy(claims)
     claims["1"]["sweeps"]["claim1"]["config"]["network"]["n_nodes"] = n_nodes
-    claims["1"]["sweeps"]["claim1"]["config"]["sweep"]["networks"] = networks
+    claims["1"]["sweeps"]["claim1"]["config"]["sweep"]["networks"] = networks  # x 3 seeds; claim 2's: 2 x 3
     claims["2"]["sweeps"]["claim2"]["config"]["rule"][0]["n_states"] = n_states
     return dict(scale=scale, claims=claims)
 
 
-@pytest.mark.parametrize("scale, n_nodes, n_states, networks", [("smoke", 16, 16, 2), ("full", [64, 128, 256], 128, 256)])
-def test_differences_quote_the_scale_that_ran(scale, n_nodes, n_states, networks):
+@pytest.mark.parametrize("scale, n_nodes, sizes, n_states, networks, instances", [
+    ("smoke", 16, "16", 16, 2, "6"),
+    ("full", [64, 128, 256], "64, 128 and 256", 128, 256, "6 to 768"),
+])
+def test_differences_quote_the_scale_that_ran(scale, n_nodes, sizes, n_states, networks, instances):
     text = differences(_document(scale, n_nodes, n_states, networks))
-    sizes = ", ".join(str(n) for n in np.atleast_1d(n_nodes)[:-1])
-    sizes = f"{sizes} and {np.atleast_1d(n_nodes)[-1]}" if sizes else str(n_nodes)
     assert f"disordered networks generated here ({sizes} nodes)" in text
     assert f"potentiometers of {n_states} taps" in text and "16 edges on 9 nodes (a 3x3 triangular lattice)" in text
-    instances = sorted({networks * 3, 6})  # claim 1's networks x 3 seeds, claim 2's 2 x 3
-    spread = f"{instances[0]} to {instances[1]}" if len(instances) == 2 else f"{instances[0]}"
-    assert f"This run (`--{scale}`) has {spread} instances (networks x seeds) per grid point" in text
-    other = 128 if n_states == 16 else 16
-    assert f"{other} taps" not in text
+    assert f"{128 if n_states == 16 else 16} taps" not in text
+    assert f"This run (`--{scale}`) has {instances} instances (networks x seeds) per grid point" in text

@@ -203,7 +203,8 @@ def cl_vs_gd(n: dict) -> str:
              "" if c["learning_rate"] is None else f"{c['learning_rate']:g}", _runs_cell(c), _fmt(c["loss_ratio"])]
             for c in n["curves"]]
     out.append(_table(["dtype", "rule", "eta", "learning rate", "n", "final C/C0"], rows))
-    trend = {"lower": "falls at", "the same": "stays the same at", "higher": "rises at", "not measured": "is not measured at"}
+    trend = {"lower": "falls at", "the same": "stays the same at", "higher": "rises at",
+             "not measured": "is not measured at"}
     for dtype in sorted({c["dtype"] for c in n["cosine"]}):
         part = [c for c in n["cosine"] if c["dtype"] == dtype]
         said = by_word([(f"eta = {c['eta']:g}", compare(c["cosine_minus_start"], at=0)) for c in part], trend)
@@ -217,8 +218,8 @@ def cl_vs_gd(n: dict) -> str:
     below = [c for c in n["cosine"] if compare(c["cosine"]) == "lower"]
     if below and len(below) == len(n["cosine"]):
         small = min(below, key=lambda c: c["eta"])
-        out.append(f"The cosine is below 1 by the rule at every eta and dtype (at the smallest, eta = {small['eta']:g}, "
-                   f"{_fmt(small['cosine'], 4)}): coupled learning is not gradient descent on C, even at small eta."
+        out.append(f"The cosine is below 1 by the rule at every eta and dtype (at the smallest, eta = "
+                   f"{small['eta']:g}, {_fmt(small['cosine'], 4)}): coupled learning is not gradient descent on C, even at small eta."
                    + (" Two candidate reasons for the fall during training, not separated by this run: edges that "
                       "reach the conductance bound stop following the gradient (the sweep's `at_bound` column), and "
                       "a voltage clamp weights the output errors by the network's own output conductances, a "
