@@ -81,14 +81,15 @@ def spread_over_keys(
 
     **Returns:** a dict:
 
-    - `spread`: `sqrt(mean over edges of var over keys of ln k)`.
+    - `spread`: `sqrt(mean over edges of var over keys of ln k)`; exactly 0 for identical runs.
     - `deviation`: `sqrt(mean over keys and edges of (ln k - ln k_ref)^2)` (NaN without a
       reference).
     """
     log_k = np.log(np.asarray(conductances, float))
     if log_k.ndim != 2 or log_k.shape[0] < 2:
         raise ValueError(f"conductances must have shape (keys >= 2, edges); got {log_k.shape}.")
-    out = dict(spread=float(np.sqrt(np.mean(np.var(log_k, axis=0)))), deviation=float("nan"))
+    centred = log_k - log_k[:1]  # var is shift-free; identical runs give exact zeros, so spread exactly 0
+    out = dict(spread=float(np.sqrt(np.mean(np.var(centred, axis=0)))), deviation=float("nan"))
     if reference is not None:
         log_ref = np.log(np.asarray(reference, float))
         if log_ref.shape != log_k.shape[1:]:

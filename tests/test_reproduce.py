@@ -57,6 +57,10 @@ def test_spread_over_keys_known_answer():
     assert shifted["deviation"] == pytest.approx(np.sqrt(sigma**2 + 0.4**2))
     same = jn.spread_over_keys(np.stack([reference] * 3))
     assert same["spread"] == 0 and np.isnan(same["deviation"])
+    # identical runs spread exactly 0, even where the mean of three equal logs rounds (a one-pass
+    # variance gave 3.8e-17 here)
+    k = np.random.default_rng(0).uniform(0.1, 2, size=200)
+    assert jn.spread_over_keys(np.stack([k] * 3))["spread"] == 0
 
 
 # ---------------------------------------------------------------- trajectories and desync at p = 1
@@ -159,6 +163,10 @@ def test_reproduction_writes_report_numbers_and_figures(smoke_reproduction):
     assert {s["p"] for s in claims["2"]["stuck"]} == {1.0, 0.5}
     # claim 3: p = 1 full batch has no noise: zero spread and zero deviation from itself
     assert claims["3"]["summary"]["desync:1.0"]["deviation"]["median"] == 0
+    assert claims["3"]["summary"]["desync:1.0"]["spread"]["median"] == 0  # identical runs: exactly 0
+    assert "| desync | 1.0 | 6 | 0 [0, 0] | 0 [0, 0] |" in report
+    # the differences quote the smoke scale that ran, not the shipped configs
+    assert "(16 nodes)" in report and "potentiometers of 16 taps" in report and "128 taps" not in report
     assert claims["3"]["matches"] and all(m["b_by_spread"] == 2 for m in claims["3"]["matches"])
     # cosines are cosines, in both precisions
     assert {c["dtype"] for c in claims["gd"]["cosine"]} == {"float32", "float64"}

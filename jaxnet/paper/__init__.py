@@ -10,7 +10,9 @@ report quotes, with the configuration it came from) and `report.md`.
 
 Modules: `reproduction` (the claims' configs and scales, `reproduce`: runs the sweeps, hands
 their tables on, writes the files), `analysis` (the numbers, from the tables), `figures` (the
-plots) and `report` (the prose of `report.md`, from the numbers).
+plots), `report` (the prose of `report.md`, from the numbers), `words` (the one rule that
+says "lower", "the same" or "higher") and `differences` (where simulation and paper differ,
+from the configs that ran).
 """
 
 from .reproduction import (

@@ -13,6 +13,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 
 from .. import rules as rules_module
 from .._measures import spread_over_keys, stuck_measures
@@ -66,6 +67,7 @@ def claim1(table) -> dict:
         done = final(part)
         sync = done[done.p == 1].set_index("network_seed").normalized_loss
         at_steps, used = _at_step(part[(part.step <= sync_steps) & (part.status == "ok")], sync_steps)
+        sync_at_steps = at_steps[at_steps.p == 1].set_index("network_seed").normalized_loss
         for p, everyone in sorted(part.groupby("p"), key=lambda g: -g[0]):
             runs = done[done.p == p]
             ratio = runs.set_index("network_seed").normalized_loss / sync
@@ -73,6 +75,8 @@ def claim1(table) -> dict:
                        loss_ratio=quartiles(runs.normalized_loss),
                        vs_sync=quartiles(ratio),
                        loss_ratio_equal_steps=quartiles(at_steps[at_steps.p == p].normalized_loss),
+                       vs_sync_equal_steps=quartiles(
+                           at_steps[at_steps.p == p].set_index("network_seed").normalized_loss / sync_at_steps),
                        equal_steps=used)
             if task == "iris":
                 row["test_accuracy"] = quartiles(runs.test_accuracy)
@@ -120,9 +124,10 @@ def trajectory_measures(rebuild: Callable, table, final_k: dict, n_runs: int) ->
 
     Each trajectory is the sweep's run repeated by hand (`rebuild(run)`, the sweep's
     `rebuild_run`); `trajectory_matches_sweep` is the fraction whose final levels equal the
-    sweep's (vmapped float rounding may differ).
+    sweep's (vmapped float rounding may differ). `distinct_states_vs_sync`: the paired ratio
+    (same network) of distinct states over the same task's p = 1 run's.
     """
-    out = []
+    out, distinct = [], {}
     for _, everyone in table.groupby("point", sort=True):
         runs = everyone[everyone.status == "ok"]  # a failed run has no whole trajectory
         run_ids = np.sort(runs.run.unique())[:n_runs]
@@ -144,23 +149,31 @@ def trajectory_measures(rebuild: Callable, table, final_k: dict, n_runs: int) ->
                     for r, s in zip(run_ids, states)]
         measures = [stuck_measures(s) for s in states]
         first = runs.iloc[0]
+        network = runs.groupby("run").network_seed.first()
+        distinct[(first.task, float(first.p))] = pd.Series([m["distinct_states"] for m in measures],
+                                                            index=[network[r] for r in run_ids])
         out.append(dict(task=first.task, p=float(first.p), runs=len(run_ids), steps=int(first.steps),
                         failed_runs=counts(everyone)["failed_runs"],
                         window_steps=int(states.shape[1] - 1) // 4,
                         trajectory_matches_sweep=float(np.mean(same_end)),
                         **{name: quartiles([m[name] for m in measures]) for name in measures[0]},
                         periodic_fraction=float(np.mean([m["cycle_length"] > 0 for m in measures]))))
+    for row in out:
+        sync = distinct.get((row["task"], 1.0))
+        row["distinct_states_vs_sync"] = quartiles([] if sync is None else distinct[(row["task"], row["p"])] / sync)
     return out
 
 
 def claim2(table, conductances: dict, rebuild: Callable, n_runs: int) -> dict:
     """Discrete lab network: error and accuracy per p (`rows`); getting stuck, measured on
-    trajectories (`stuck`); gradient descent rows (`gradient_descent`) are the baseline."""
+    trajectories (`stuck`); gradient descent rows (`gradient_descent`) are the baseline;
+    `n_edges`, the lab stand-in's edges."""
     baseline = _gradient_descent_baseline(table)
     discrete = table[table.rule == "discrete"]
     rows = _discrete_rows(discrete)
     stuck = trajectory_measures(rebuild, discrete, conductances, n_runs)
-    return dict(rows=rows, stuck=stuck, gradient_descent=baseline)
+    n_edges = int(len(next(iter(conductances.values()))))  # of the lab stand-in
+    return dict(rows=rows, stuck=stuck, gradient_descent=baseline, n_edges=n_edges)
 
 
 # ------------------------------------------------------------------ claim 3
@@ -168,12 +181,15 @@ def claim2(table, conductances: dict, rebuild: Callable, n_runs: int) -> dict:
 
 def claim3_summary(desync, minibatch, conductances: dict):
     """Spread over keys, deviation from the sync full-batch run, final loss, per network, of
-    desync p and mini-batch b: `(summary, counts, ps, bs)`, `ps` the p < 1 measured and `bs`
-    the batch sizes, both in decreasing order.
+    desync p and mini-batch b: `(summary, counts, ps, bs, by_network)`, `ps` the p < 1
+    measured and `bs` the batch sizes, both in decreasing order, `by_network` each network's
+    measures (`{"desync:0.5": {network: measures}}`, for `claim3_matches`).
 
-    `conductances`: `{"desync": {run: k}, "minibatch": {run: k}}` final conductances.
+    `summary[...]["loss_vs_sync"]`: the paired ratio (same network) of final C/C0 over the
+    sync full-batch run's. `conductances`: `{"desync": {run: k}, "minibatch": {run: k}}`
+    final conductances.
     """
-    measures, numbers = {}, {}
+    by_network, numbers = {}, {}
     sync = final(desync)[lambda t: t.p == 1].groupby("network_seed").run.first()  # the reference run per network
     nan = dict(spread=float("nan"), deviation=float("nan"), loss_ratio=float("nan"))
     for family, table in (("desync", desync), ("minibatch", minibatch)):
@@ -188,17 +204,26 @@ def claim3_summary(desync, minibatch, conductances: dict):
             m = (spread_over_keys(np.stack([k[int(r)] for r in runs.run]), reference) if len(runs) >= 2
                  else dict(nan))  # fewer than two completed keys: no spread (NaN, left out of the medians)
             m["loss_ratio"] = float(runs.normalized_loss.median()) if len(runs) else float("nan")
-            measures.setdefault((family, plain(value)), []).append(m)
-    summary = {f"{family}:{value}": {name: quartiles([m[name] for m in ms]) for name in ms[0]}
-               for (family, value), ms in measures.items()}
-    ps = sorted((v for f, v in measures if f == "desync" and v != 1), reverse=True)
-    bs = sorted((v for f, v in measures if f == "minibatch"), reverse=True)
-    return summary, numbers, ps, bs
+            by_network.setdefault(f"{family}:{plain(value)}", {})[plain(net)] = m
+    summary = {}
+    for key, nets in by_network.items():
+        summary[key] = {name: quartiles([m[name] for m in nets.values()]) for name in nan}
+        summary[key]["loss_vs_sync"] = quartiles(_paired(nets, by_network.get("desync:1.0", {}), "loss_ratio"))
+    ps = sorted((float(key.split(":")[1]) for key in by_network if key.startswith("desync:")), reverse=True)
+    bs = sorted((int(key.split(":")[1]) for key in by_network if key.startswith("minibatch:")), reverse=True)
+    return summary, numbers, [p for p in ps if p != 1], bs, by_network
 
 
-def claim3_matches(summary: dict, ps: list, bs: list) -> list[dict]:
+def _paired(these: dict, those: dict, name: str) -> list[float]:
+    """`name` of each network in `these` over the same network's in `those`."""
+    return [m[name] / those[net][name] for net, m in these.items() if net in those]
+
+
+def claim3_matches(summary: dict, by_network: dict, ps: list, bs: list) -> list[dict]:
     """For each p, the b whose median spread (and deviation) is closest in log, and the
-    ratio of b's value over p's; the final errors of p and of the b matched by spread."""
+    ratio of b's value over p's; the final errors of p and of the b matched by spread.
+    `spread_ratio_by_network`, `loss_ratio_by_network`: the same ratios (matched b over p)
+    paired per network, median [quartiles] over networks."""
     matches = []
     for p in ps:
         row = dict(p=p)
@@ -210,6 +235,9 @@ def claim3_matches(summary: dict, ps: list, bs: list) -> list[dict]:
         best = row["b_by_spread"]
         row["loss_desync"] = summary[f"desync:{p}"]["loss_ratio"]["median"]
         row["loss_minibatch"] = summary[f"minibatch:{best}"]["loss_ratio"]["median"]
+        for name in ("spread", "loss_ratio"):
+            row[f"{name.split('_')[0]}_ratio_by_network"] = quartiles(
+                _paired(by_network[f"minibatch:{best}"], by_network[f"desync:{p}"], name))
         matches.append(row)
     return matches
 
@@ -218,20 +246,27 @@ def claim3_matches(summary: dict, ps: list, bs: list) -> list[dict]:
 
 
 def cl_vs_gd(table) -> dict:
-    """Cosine between the coupled-learning update and -grad per dtype and eta (`cosine`);
-    final C/C0 of both rules (`curves`)."""
+    """Cosine between the coupled-learning update and -grad per dtype and eta (`cosine`; its
+    `cosine_minus_start`: each run's median cosine minus its cosine at step 0); each run's
+    median cosine in float32 minus the same instance's in float64, per eta
+    (`float32_minus_float64`); final C/C0 of both rules (`curves`)."""
     cl = table[table.rule == "coupled_learning"]
     done = cl[cl.status == "ok"]  # completed runs: a failed run's cosines stop early
-    per_run = done.dropna(subset=["cosine"]).groupby(["dtype", "eta", "run"]).cosine.median().reset_index()
-    first = done[done.step == 0].dropna(subset=["cosine"])
+    per_run = done.dropna(subset=["cosine"]).groupby(["dtype", "eta", "instance"]).cosine.median()
+    first = done[done.step == 0].dropna(subset=["cosine"]).set_index(["dtype", "eta", "instance"]).cosine
     cosine = [dict(dtype=dtype, eta=float(eta), **counts(everyone),
-                   cosine=quartiles(per_run[(per_run.dtype == dtype) & (per_run.eta == eta)].cosine),
-                   cosine_at_start=quartiles(first[(first.dtype == dtype) & (first.eta == eta)].cosine))
+                   cosine=quartiles(per_run.loc[dtype, eta] if (dtype, eta) in per_run else []),
+                   cosine_at_start=quartiles(first.loc[dtype, eta] if (dtype, eta) in first else []),
+                   cosine_minus_start=quartiles((per_run - first).loc[dtype, eta]
+                                                if (dtype, eta) in per_run and (dtype, eta) in first else []))
               for (dtype, eta), everyone in cl.groupby(["dtype", "eta"], sort=True)]
+    precision = [dict(eta=float(eta), difference=quartiles(per_run.loc["float32", eta] - per_run.loc["float64", eta]))
+                 for eta in sorted(cl.eta.unique())
+                 if ("float32", eta) in per_run and ("float64", eta) in per_run]
     ended = final(table)
     curves = [dict(dtype=dtype, rule=rule, eta=None if eta != eta else float(eta),
                    learning_rate=None if lr != lr else float(lr), **counts(everyone),
                    loss_ratio=quartiles(ended[ended.run.isin(everyone.run)].normalized_loss))
               for (dtype, rule, eta, lr), everyone in table.groupby(["dtype", "rule", "eta", "learning_rate"],
                                                                    dropna=False, sort=True)]
-    return dict(cosine=cosine, curves=curves)
+    return dict(cosine=cosine, curves=curves, float32_minus_float64=precision)

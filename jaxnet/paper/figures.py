@@ -8,6 +8,7 @@ returns the file names it wrote, in the order the report shows them.
 from __future__ import annotations
 
 import os
+import textwrap
 
 import numpy as np
 
@@ -22,6 +23,23 @@ def _log_x(ax, values) -> None:
     ax.set_xscale("log")
     ax.set_xticks(values, [f"{v:g}" for v in values])
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+
+
+def _linear_x(ax, values) -> None:
+    """A linear x axis ticked at the values measured: for small integer counts (mini-batch sizes)."""
+    ax.set_xticks(values, [f"{v:g}" for v in values])
+
+
+def _title(text: str) -> str:
+    """A title wrapped to fit a one-panel figure (smoke scale draws one panel)."""
+    return textwrap.fill(text, 50)
+
+
+def _spans_decades(steps) -> bool:
+    """Whether the positive logged steps span more than two decades: a log axis only then."""
+    steps = np.asarray(steps, float)
+    steps = steps[steps > 0]
+    return len(steps) > 1 and steps.max() / steps.min() > 100
 
 
 def _save(fig, plt, path: str) -> None:
@@ -39,15 +57,15 @@ def claim1(table, out_dir: str) -> list[str]:
     multi_size = table.n_nodes.nunique() > 1
     plot_sweep(table, os.path.join(out_dir, figures[0]), x="edge_updates", hue="p", col="task", sharey=False,
                row="n_nodes" if multi_size else None,
-               title="Claim 1: continuous coupled learning at equal updates per edge")
+               title=_title("Claim 1: continuous coupled learning at equal updates per edge"))
     plot_sweep(table, os.path.join(out_dir, figures[1]), x="step", hue="p", col="task", sharey=False,
-               row="n_nodes" if multi_size else None, logx=True,
-               title="Claim 1: the same runs at equal steps (desync: p updates per edge per step)")
+               row="n_nodes" if multi_size else None, logx=_spans_decades(table.step.unique()),
+               title=_title("Claim 1: the same runs at equal steps (desync: p updates per edge per step)"))
     if (table.task == "iris").any():
         figures.append("claim1_iris_accuracy.png")
         plot_sweep(table[table.task == "iris"], os.path.join(out_dir, figures[-1]), x="edge_updates",
                    y="test_accuracy", hue="p", col="n_nodes" if multi_size else None,
-                   title="Claim 1: Iris, accuracy on the held-out examples")
+                   title=_title("Claim 1: Iris, accuracy on the held-out examples"))
     return figures
 
 
@@ -67,18 +85,22 @@ def claim2(table, rows: list[dict], stuck: list[dict], out_dir: str) -> list[str
     figures = ["claim2_curves.png", "claim2_stuck.png"]
     plot_sweep(table, os.path.join(out_dir, figures[0]), x="edge_updates", hue=["rule", "p"], col="task",
                sharey=False,
-               title="Claim 2: discrete lab network (taps even in resistance) and gradient descent")
+               title=_title("Claim 2: discrete lab network (taps even in resistance) and gradient descent"))
     if (table[table.rule == "discrete"].task == "iris").any():
         figures.append("claim2_iris_accuracy.png")
         plot_sweep(table[table.task == "iris"], os.path.join(out_dir, figures[-1]), x="edge_updates",
-                   y="test_accuracy", hue=["rule", "p"], title="Claim 2: Iris on the lab network, held-out accuracy")
+                   y="test_accuracy", hue=["rule", "p"],
+                   title=_title("Claim 2: Iris on the lab network, held-out accuracy"))
     _plot_stuck(stuck, rows, os.path.join(out_dir, figures[1]))
     return figures
 
 
 def _plot_stuck(stuck: list[dict], rows: list[dict], path: str) -> None:
     plt = pyplot()
-    panels = [("loss_ratio", "final C / C0", True), ("distinct_states", "distinct network states\nin the last quarter", True),
+    import matplotlib.ticker
+
+    panels = [("loss_ratio", "final C / C0", True),  # distinct states: small integer counts, a linear axis
+              ("distinct_states", "distinct network states\nin the last quarter", False),
               ("undo_fraction", "fraction of moves that\nundo the previous one", False),
               ("move_rate", "fraction of (edge, step)\nthat change level", False)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.4))
@@ -93,6 +115,8 @@ def _plot_stuck(stuck: list[dict], rows: list[dict], path: str) -> None:
         _log_x(ax, sorted({r["p"] for r in source}))
         if log:
             ax.set_yscale("log")
+        elif name == "distinct_states":
+            ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_xlabel("update probability p")
         ax.set_ylabel(label + "\n(median, quartiles)")
         ax.grid(alpha=0.3)
@@ -114,7 +138,7 @@ def claim3(desync, minibatch, summary: dict, ps: list, bs: list, matches: list[d
 
     both = pd.concat([desync, minibatch], ignore_index=True)
     plot_sweep(both, os.path.join(out_dir, curves), x="edge_updates", hue=["p", "batch_size"],
-               title="Claim 3: desync (full batch) and mini-batches (p = 1), same networks and k0")
+               title=_title("Claim 3: desync (full batch) and mini-batches (p = 1), same networks and k0"))
     return [figure, curves]
 
 
@@ -128,9 +152,9 @@ def _plot_claim3(summary, ps, bs, matches, path):
                                                       ("minibatch", bs, "mini-batch size b (p = 1)"))):
             ax = axes[i][j]
             q = {k: np.array([summary[f"{family}:{v}"][name][k] for v in values]) for k in ("median", "q25", "q75")}
-            ax.plot(values, q["median"], marker="o", color=f"C{j}")
-            ax.fill_between(values, q["q25"], q["q75"], alpha=0.2, color=f"C{j}", lw=0)
-            _log_x(ax, values)
+            ax.errorbar(values, q["median"], yerr=[q["median"] - q["q25"], q["q75"] - q["median"]], marker="o",
+                        capsize=3, color=f"C{j}")  # quartiles as bars: visible at a single p or b too
+            (_log_x if family == "desync" else _linear_x)(ax, values)  # b: a small integer count
             ax.set_yscale("log")
             ax.grid(alpha=0.3)
             if i == len(metrics) - 1:
@@ -153,7 +177,7 @@ def cl_vs_gd(table, cosine: list[dict], out_dir: str) -> list[str]:
     figures = ["cl_vs_gd_cosine.png", "cl_vs_gd_curves.png"]
     _plot_cosine(cosine, os.path.join(out_dir, figures[0]))
     plot_sweep(table[table.dtype == "float32"], os.path.join(out_dir, figures[1]), hue=["rule", "eta"],
-               title="Coupled learning and gradient descent on the same networks (float32)")
+               title=_title("Coupled learning and gradient descent on the same networks (float32)"))
     return figures
 
 

@@ -93,8 +93,8 @@ def analyze_claim3(desync, minibatch, conductances: dict, out_dir: str) -> dict:
 
     `conductances`: `{"desync": {run: k}, "minibatch": {run: k}}` final conductances.
     """
-    summary, counts, ps, bs = analysis.claim3_summary(desync, minibatch, conductances)
-    matches = analysis.claim3_matches(summary, ps, bs)
+    summary, counts, ps, bs, by_network = analysis.claim3_summary(desync, minibatch, conductances)
+    matches = analysis.claim3_matches(summary, by_network, ps, bs)
     return dict(summary=summary, counts=counts, matches=matches,
                 figures=figures.claim3(desync, minibatch, summary, ps, bs, matches, out_dir))
 

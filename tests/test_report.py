@@ -1,0 +1,162 @@
+"""The report's words follow its numbers: perturb the numbers, the sentences flip.
+
+Pure text on hand-made numbers (the shape of `claims.json`): nothing runs or compiles here.
+"""
+
+import numpy as np
+import pytest
+
+from jaxnet import spread_over_keys
+from jaxnet.paper import analysis, report
+from jaxnet.paper.differences import differences
+from jaxnet.paper.words import MARGIN, RULE, compare, fmt
+
+
+def q(median, spread=0.0, n=4):
+    """Quartiles around `median`, `spread` either side."""
+    return dict(median=median, q25=median - spread, q75=median + spread, n=n)
+
+
+def test_compare_is_the_stated_rule():
+    assert compare(q(1.0)) == "the same"
+    assert compare(q(1 - 2 * MARGIN, MARGIN / 2)) == "lower"  # the whole range below 1 - margin
+    assert compare(q(1 - 2 * MARGIN, 2 * MARGIN)) == "the same"  # it reaches 1
+    assert compare(q(1 - MARGIN / 2)) == "the same"  # below 1, within the margin: 0.602 against 0.603
+    assert compare(q(1.5, 0.2)) == "higher"
+    assert compare(q(0.1), at=0) == "higher" and compare(q(-0.1), at=0) == "lower"
+    assert compare(dict(median=np.nan, q25=np.nan, q75=np.nan, n=0)) == "not measured"
+    assert f"{MARGIN:g}" in RULE
+
+
+def test_identical_runs_spread_exactly_zero_and_print_as_zero():
+    k = np.random.default_rng(1).uniform(0.1, 2, size=(1, 300))
+    spread = [spread_over_keys(np.repeat(k, keys, axis=0))["spread"] for keys in (2, 3, 5, 7)]
+    assert spread == [0, 0, 0, 0]
+    assert fmt(analysis.quartiles(spread)) == "0 [0, 0]"
+
+
+def _sweeps(name, **network):
+    config = dict(sweep=dict(steps=20, clock="edge_updates", networks=2, seeds=3, dtype="float32"),
+                  network=dict(dict(kind="disordered", n_nodes=16), **network), task=dict(kind="regression"),
+                  rule=[dict(kind="coupled_learning", alpha=1.0, eta=1e-3)])
+    return {name: dict(config=config, runs=6, wall_s=1.0)}
+
+
+def _claim1(vs_sync, equal_steps=q(1.3, 0.1)):
+    row = dict(task="regression", n_nodes=16, runs=2, failed_runs=0, loss_ratio=q(0.5), equal_steps=20,
+               loss_ratio_equal_steps=q(0.6))
+    sync = dict(row, p=1.0, vs_sync=q(1.0), vs_sync_equal_steps=q(1.0))
+    return dict(rows=[sync, dict(row, p=0.5, vs_sync=vs_sync, vs_sync_equal_steps=equal_steps)], edge_updates=20.0,
+                sync_steps=20, figures=[], sweeps=_sweeps("claim1"))
+
+
+def test_claim1_words_flip_with_the_paired_ratio():
+    same = report.claim1(_claim1(q(0.995, 0.004)))  # 0.99x: the same, not "better"
+    assert "is the same for regression 16 nodes p = 0.5; in no case is it higher: the claim holds here" in same
+    assert "| the same |" in same
+    worse = report.claim1(_claim1(q(1.4, 0.1)))
+    assert "is higher for regression 16 nodes p = 0.5; desync degrades performance in 1 of 1 cases" in worse
+    assert "claim holds" not in worse and "| higher |" in worse
+    better = report.claim1(_claim1(q(0.8, 0.05)))
+    assert "is lower for regression 16 nodes p = 0.5; in no case is it higher" in better
+    # equal steps: desync behind, or not, as the numbers say
+    assert "(paired) is higher for regression 16 nodes p = 0.5. Desync is expected" in same
+    level = report.claim1(_claim1(q(1.0), equal_steps=q(1.0, 0.005)))
+    assert "(paired) is the same for regression 16 nodes p = 0.5. Desync is expected" in level
+
+
+def _stuck(p, distinct, vs_sync):
+    return dict(task="iris", p=p, runs=2, distinct_states=q(distinct), distinct_states_vs_sync=vs_sync,
+                undo_fraction=q(0.8), move_rate=q(0.3), periodic_fraction=0.0, cycle_length=q(0.0),
+                trajectory_matches_sweep=1.0)
+
+
+def _claim2(vs_sync, distinct_vs_sync):
+    row = dict(task="iris", runs=3, failed_runs=0, loss_ratio=q(0.6), at_bound=q(0.8), test_accuracy=q(0.5))
+    sweeps = _sweeps("claim2", kind="triangular", n_nodes=None, rows=3, cols=3)
+    sweeps["claim2"]["config"]["rule"] = [
+        dict(kind="discrete", eta=0.5, n_states=16, spacing="resistance", k_min=0.1, k_max=1.0, offset_std=1e-5,
+             noise_std=1e-5),
+        dict(kind="gradient_descent", learning_rate=0.02)]
+    return dict(rows=[dict(row, p=1.0, vs_sync=q(1.0)), dict(row, p=0.5, vs_sync=vs_sync)],
+                stuck=[_stuck(1.0, 8.5, q(1.0)), _stuck(0.5, 18, distinct_vs_sync)],
+                gradient_descent=[dict(task="iris", runs=3, failed_runs=0, loss_ratio=q(0.56),
+                                       test_accuracy=q(0.5, 0.2))],
+                n_edges=16, figures=[], sweeps=sweeps)
+
+
+def test_claim2_words_flip_with_the_paired_ratios():
+    same = report.claim2(_claim2(q(0.998, 0.002), q(2.1, 0.1)))  # 0.602 against 0.603
+    assert "lowest" not in same
+    assert "is the same for p = 0.5: desync does not improve on sync here" in same
+    assert "desync visits, paired with sync on the same network, more at p = 0.5 (18)" in same
+    better = report.claim2(_claim2(q(0.8, 0.05), q(0.5, 0.1)))
+    assert "is lower for p = 0.5: desync improves on sync here (p = 0.5)" in better
+    assert "fewer at p = 0.5 (18)" in better
+
+
+def _claim3(loss_vs_sync, spread_ratio, loss_ratio):
+    summary = {"desync:0.5": dict(spread=q(0.07, 0.02), deviation=q(0.08), loss_ratio=q(0.17),
+                                  loss_vs_sync=loss_vs_sync),
+               "desync:1.0": dict(spread=q(0.0), deviation=q(0.0), loss_ratio=q(0.17), loss_vs_sync=q(1.0)),
+               "minibatch:2": dict(spread=q(0.05), deviation=q(0.08), loss_ratio=q(0.17), loss_vs_sync=q(1.0))}
+    matches = [dict(p=0.5, b_by_spread=2, b_by_deviation=2, spread_ratio=spread_ratio["median"], deviation_ratio=1.0,
+                    loss_desync=0.17, loss_minibatch=0.17 * loss_ratio["median"], spread_ratio_by_network=spread_ratio,
+                    loss_ratio_by_network=loss_ratio)]
+    counts = {k: dict(runs=6, failed_runs=0) for k in summary}
+    sweeps = dict(_sweeps("claim3_desync"), **_sweeps("claim3_minibatch"))
+    return dict(summary=summary, counts=counts, matches=matches, figures=[], sweeps=sweeps)
+
+
+def test_claim3_words_flip_with_the_paired_ratios():
+    analogy = report.claim3(_claim3(q(1.0, 0.005), q(1.0, 0.05), q(1.0, 0.005)))
+    assert "They hold for 1 of 1 values of p (p=0.5)" in analogy
+    assert "final C/C0 is the same for p = 0.5 and b = 2" in analogy
+    assert "the noise moves the conductances, not the error reached" in analogy
+    assert "even the smallest mini-batch" not in analogy
+    broken = report.claim3(_claim3(q(0.95, 0.005), q(0.6, 0.1), q(1.3, 0.05)))
+    assert "They hold for 0 of 1 values of p (none)" in broken
+    assert "final C/C0 is lower for p = 0.5; the same for b = 2" in broken
+    assert "the noise changes the error reached" in broken
+    assert "For p = 0.5 desync spreads the conductances more than even the smallest mini-batch" in broken
+
+
+def _cl_vs_gd(change, difference, cosine=q(0.98, 0.005)):
+    rows = [dict(dtype=dtype, eta=eta, runs=2, failed_runs=0, cosine=cosine, cosine_at_start=q(0.98),
+                 cosine_minus_start=change) for dtype in ("float32", "float64") for eta in (1e-3, 0.1)]
+    return dict(cosine=rows, curves=[], figures=[], sweeps=_sweeps("cl_vs_gd"),
+                float32_minus_float64=[dict(eta=eta, difference=difference) for eta in (1e-3, 0.1)])
+
+
+def test_cl_vs_gd_words_flip_with_the_paired_changes():
+    level = report.cl_vs_gd(_cl_vs_gd(q(0.0003, 0.003), q(3e-8, 2e-8)))
+    assert "best at the start" not in level
+    assert "the agreement stays the same at eta = 0.001 and eta = 0.1" in level
+    assert "is the same at eta = 0.001 and eta = 0.1 (interquartile ranges within" in level
+    assert "does not limit the agreement here" in level
+    assert "coupled learning is not gradient descent on C" in level and "Two candidate reasons" not in level
+    falls = report.cl_vs_gd(_cl_vs_gd(q(-0.05, 0.01), q(0.05, 0.01)))
+    assert "the agreement falls at eta = 0.001 and eta = 0.1" in falls and "Two candidate reasons" in falls
+    assert "is higher at eta = 0.001 and eta = 0.1" in falls and "float32 rounding matters there" in falls
+    rises = report.cl_vs_gd(_cl_vs_gd(q(0.05, 0.01), q(0.0), cosine=q(0.998, 0.001)))
+    assert "the agreement rises at" in rises and "not gradient descent" not in rises
+
+
+def _document(scale, n_nodes, n_states, networks):
+    claims = {"1": _claim1(q(1.0)), "2": _claim2(q(1.0), q(1.0))}
+    claims["1"]["sweeps"]["claim1"]["config"]["network"]["n_nodes"] = n_nodes
+    claims["1"]["sweeps"]["claim1"]["config"]["sweep"]["networks"] = networks  # x 3 seeds; claim 2's: 2 x 3
+    claims["2"]["sweeps"]["claim2"]["config"]["rule"][0]["n_states"] = n_states
+    return dict(scale=scale, claims=claims)
+
+
+@pytest.mark.parametrize("scale, n_nodes, sizes, n_states, networks, instances", [
+    ("smoke", 16, "16", 16, 2, "6"),
+    ("full", [64, 128, 256], "64, 128 and 256", 128, 256, "6 to 768"),
+])
+def test_differences_quote_the_scale_that_ran(scale, n_nodes, sizes, n_states, networks, instances):
+    text = differences(_document(scale, n_nodes, n_states, networks))
+    assert f"disordered networks generated here ({sizes} nodes)" in text
+    assert f"potentiometers of {n_states} taps" in text and "16 edges on 9 nodes (a 3x3 triangular lattice)" in text
+    assert f"{128 if n_states == 16 else 16} taps" not in text
+    assert f"This run (`--{scale}`) has {instances} instances (networks x seeds) per grid point" in text
