@@ -80,18 +80,19 @@ def claim1_network(config, sweep_dir: str, run: int, out_dir: str) -> str:
 
 
 def claim2(table, rows: list[dict], stuck: list[dict], out_dir: str) -> list[str]:
-    """Curves of the discrete rule and gradient descent, the stuck measures against p, and
-    Iris accuracy if measured. `rows`, `stuck`: `analysis.claim2`'s."""
+    """Curves of the discrete rule and coupled learning, the discrete rule's stuck measures
+    against p, and Iris accuracy if measured. `rows`, `stuck`: `analysis.claim2`'s."""
     figures = ["claim2_curves.png", "claim2_stuck.png"]
     plot_sweep(table, os.path.join(out_dir, figures[0]), x="edge_updates", hue=["rule", "p"], col="task",
                sharey=False,
-               title=_title("Claim 2: discrete lab network (taps even in resistance) and gradient descent"))
+               title=_title("Claim 2: lab stand-in, one example per update: discrete rule (taps even in "
+                            "resistance) and coupled learning"))
     if (table[table.rule == "discrete"].task == "iris").any():
         figures.append("claim2_iris_accuracy.png")
         plot_sweep(table[table.task == "iris"], os.path.join(out_dir, figures[-1]), x="edge_updates",
                    y="test_accuracy", hue=["rule", "p"],
                    title=_title("Claim 2: Iris on the lab network, held-out accuracy"))
-    _plot_stuck(stuck, rows, os.path.join(out_dir, figures[1]))
+    _plot_stuck(stuck, [r for r in rows if r["rule"] == "discrete"], os.path.join(out_dir, figures[1]))
     return figures
 
 

@@ -71,20 +71,18 @@ def config_path(name: str) -> str:
 # ------------------------------------------------------------------ each claim: numbers and figures
 
 
-def analyze_claim1(table, out_dir: str) -> dict:
-    """C/C0 (and Iris accuracy) per task, size and p, at equal edge updates and equal steps."""
+def analyze_claim1(table, ceiling_table, out_dir: str) -> dict:
+    """C/C0 (and Iris accuracy) per task, size and p, at equal edge updates and equal steps;
+    the Iris ceiling (gradient descent on the same networks and splits)."""
     numbers = analysis.claim1(table)
-    return dict(rows=numbers["rows"], figures=figures.claim1(table, out_dir),
+    return dict(rows=numbers["rows"], figures=figures.claim1(table, out_dir), ceiling=analysis.ceiling(ceiling_table),
                 edge_updates=numbers["edge_updates"], sync_steps=numbers["sync_steps"])
 
 
-def analyze_claim2(table, conductances: dict, config, out_dir: str, n_runs: int) -> dict:
-    """Discrete lab network: error and accuracy per p; getting stuck, measured on trajectories.
-
-    Gradient descent rows (continuous conductances, same networks and tasks) are the baseline:
-    what the network can learn at all.
-    """
-    numbers = analysis.claim2(table, conductances, functools.partial(rebuild_run, config), n_runs)
+def analyze_claim2(table, ceiling_table, conductances: dict, config, out_dir: str, n_runs: int) -> dict:
+    """Lab network: error and accuracy per local rule and p; getting stuck, measured on the
+    discrete rule's trajectories; the Iris ceiling (gradient descent, same networks and splits)."""
+    numbers = analysis.claim2(table, conductances, functools.partial(rebuild_run, config), n_runs, ceiling_table)
     return dict(numbers, figures=figures.claim2(table, numbers["rows"], numbers["stuck"], out_dir))
 
 
@@ -109,15 +107,15 @@ def _analyze(claim: str, scale: str, dirs: dict[str, str], out_dir: str) -> dict
     """One claim whose sweeps are complete: its numbers, figures and sweeps' facts."""
     tables = {name: load_sweep(d) for name, d in dirs.items()}
     if claim == "1":
-        numbers = analyze_claim1(tables["claim1"], out_dir)
+        numbers = analyze_claim1(tables["claim1"], tables["claim1_ceiling"], out_dir)
         final = analysis.final(tables["claim1"])
         run = int(final[final.p == 1].run.min())
         config = load_config(config_path("claim1"), SCALES[scale]["claim1"])
         numbers["figures"].append(figures.claim1_network(config, dirs["claim1"], run, out_dir))
     elif claim == "2":
         config = load_config(config_path("claim2"), SCALES[scale]["claim2"])
-        numbers = analyze_claim2(tables["claim2"], load_conductances(dirs["claim2"]), config, out_dir,
-                                 TRAJECTORIES[scale])
+        numbers = analyze_claim2(tables["claim2"], tables["claim2_ceiling"], load_conductances(dirs["claim2"]),
+                                 config, out_dir, TRAJECTORIES[scale])
     elif claim == "3":
         numbers = analyze_claim3(tables["claim3_desync"], tables["claim3_minibatch"],
                                  {"desync": load_conductances(dirs["claim3_desync"]),
