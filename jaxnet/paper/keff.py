@@ -59,7 +59,8 @@ def _vectors(net: Network, task: Task, rule: CoupledLearning, k, eta, method):
     dtype = k.dtype
     physics = Physics(net, task.inputs, task.outputs, task.ground, task.x_train.astype(dtype),
                       task.y_train.astype(dtype), method)
-    limit = physics.coupled_contrast(k, jnp.asarray(eta, dtype))[0] / eta  # dk / alpha at small eta
+    eta = jnp.asarray(eta, dtype)
+    limit = physics.coupled_contrast(k, eta)[0] / eta  # dk / alpha at small eta
     rule_eta = jnp.asarray(rule.eta, dtype)
     raw = physics.coupled_contrast(k, rule_eta)[0] / rule_eta  # dk / alpha at the rule's eta
     step = jnp.clip(k + rule.alpha * raw, rule.k_min, rule.k_max) - k  # what the rule does to k
@@ -74,7 +75,15 @@ def _vectors(net: Network, task: Task, rule: CoupledLearning, k, eta, method):
     grad_frozen = jax.grad(weighted)(k, True)
     grad_full = jax.grad(weighted)(k, False)
     return dict(limit=limit, raw=raw, rule_eta=rule_eta, step=step, grad_loss=grad_loss, grad_frozen=grad_frozen,
-                grad_full=grad_full, keff=keff)
+                grad_full=grad_full, keff=keff, loss=physics.loss(k)[0])
+
+
+def _traced(rule: CoupledLearning, dtype) -> CoupledLearning:
+    """`rule` with array hyperparameters: runs that differ only in them share one compilation."""
+    return CoupledLearning(*(jnp.asarray(getattr(rule, name), dtype) for name in ("alpha", "eta", "k_min", "k_max")))
+
+
+_trajectory = eqx.filter_jit(conductance_trajectory)
 
 
 def _cosine(a, b) -> float:
@@ -107,12 +116,13 @@ def comparison(net: Network, task: Task, rule: CoupledLearning, conductances, *,
     - `norm_ratio_cl_limit_to_neg_grad_loss`: `|limit| / |grad C|` (2 K_eff with one output).
     - `keff_max_offdiagonal_correlation`: max over `i != j` of `|K_ij| / sqrt(K_ii K_jj)` (0 with one
       output); `keff_eigenvalue_ratio`: largest over smallest eigenvalue (1 with one output).
-    - `edges`, `edges_at_bound`, `edges_clipped_by_step` (where `k + dk` falls outside the bounds, so the clip changes the step).
+    - `loss`: `C` at `conductances`; `edges`, `edges_at_bound`, `edges_clipped_by_step` (where `k + dk` falls outside the bounds, so the clip changes the step).
     """
     k = jnp.asarray(conductances)
     if not isinstance(rule, CoupledLearning):
         raise ValueError(f"rule must be jn.rules.coupled_learning(...); got {type(rule).__name__}.")
-    v = {name: np.asarray(a, np.float64) for name, a in _vectors(net, task, rule, k, eta, method).items()}
+    vectors = _vectors(net, task, _traced(rule, k.dtype), k, jnp.asarray(eta, k.dtype), method)
+    v = {name: np.asarray(a, np.float64) for name, a in vectors.items()}
     kk = np.asarray(k, np.float64)
     k_min, k_max = np.asarray(k.dtype.type(rule.k_min), np.float64), np.asarray(k.dtype.type(rule.k_max), np.float64)
     at_bound = (kk <= k_min) | (kk >= k_max)
@@ -140,6 +150,7 @@ def comparison(net: Network, task: Task, rule: CoupledLearning, conductances, *,
     out["edges"] = float(kk.size)
     out["edges_at_bound"] = float(at_bound.sum())
     out["edges_clipped_by_step"] = float(np.sum((kk + raw_step < k_min) | (kk + raw_step > k_max)))
+    out["loss"] = float(v["loss"])
     return out
 
 
@@ -151,23 +162,23 @@ def along_run(net: Network, task: Task, rule: CoupledLearning, k0, *, key, steps
     **Returns:** `{"steps": [...], "loss": [...], "records": [comparison dicts], "median": {key:
     median over the records after step 0}, "final": the last record}`; `loss` is `C` at each record.
     """
-    _, ks = conductance_trajectory(net, task, rule, jnp.asarray(k0), key=key, steps=steps, every=every, method=method)
+    k0 = jnp.asarray(k0)
+    _, ks = _trajectory(net, task, _traced(rule, k0.dtype), k0, key=key, steps=steps, every=every, method=method)
     records = [comparison(net, task, rule, k, eta=eta, method=method) for k in ks]
-    dtype = ks.dtype
-    physics = Physics(net, task.inputs, task.outputs, task.ground, task.x_train.astype(dtype),
-                      task.y_train.astype(dtype), method)
-    losses = [float(physics.loss(k)[0]) for k in ks]
+    losses = [r["loss"] for r in records]
     later = records[1:] or records
     median = {name: float(np.nanmedian([r[name] for r in later])) for name in records[0]}
     return dict(steps=list(range(0, steps + 1, every)), loss=losses, records=records, median=median, final=records[-1])
 
 
-STUDY = dict(n_nodes=(32, 64), dtypes=("float32", "float64"), alpha=1.0, eta=0.1, k0=(0.5, 1.5),
-             bounds={"unbounded": (1e-6, 1e6), "bounded": (0.5, 1.5)}, steps=400, every=100, seed=0)
+STUDY = dict(n_nodes=(32, 64), dtypes=("float32", "float64"), alpha=0.1, eta=0.1, k0=(0.5, 1.5),
+             bounds={"wide": (1e-6, 1e6), "tight": (0.5, 1.5)}, steps=400, every=100, seed=0)
 """The runs `study` measures: disordered networks of `n_nodes`, the regression task with two outputs
 (`REGRESSION_MATRIX`) and with one (its first row, the control), coupled learning at `alpha`, `eta`,
-`k0` uniform in the range given, with bounds no edge reaches ("unbounded") and bounds at the ends of
-`k0`'s range ("bounded")."""
+`k0` uniform in the range given, with "wide" bounds (at this `alpha` no edge reaches them: each row's
+`max_edges_at_bound` says so) and "tight" bounds at the ends of `k0`'s range, which some edges reach.
+(At `alpha = 1` some edges run down to `k_min = 1e-6` within a few hundred steps: wide bounds are
+reached too.)"""
 
 CONTROL_MATRIX = (REGRESSION_MATRIX[0],)
 """The single-output control's target matrix: the first row of the regression task's."""
@@ -177,10 +188,10 @@ def study(**changes) -> dict:
     """`along_run` on the `STUDY` runs (override any of its entries by keyword), for `claims.json`.
 
     **Returns:** `{"keff_vs_gradient": {"limit_eta": ..., "setup": {...}, "runs": [row, ...]}}`, a row
-    per run: `dtype`, `n_nodes`, `outputs` (2, or 1 for the control), `bounds` ("bounded" or
-    "unbounded"), `k_min`, `k_max`, `loss_start`, `loss_end`, `max_edges_at_bound` (over the
-    records), `median` (the `comparison` keys, median over the records after step 0) and `final`
-    (the `comparison` keys at the last step).
+    per run: `dtype`, `n_nodes`, `outputs` (2, or 1 for the control), `bounds` ("wide" or "tight"),
+    `k_min`, `k_max`, `loss_start`, `loss_end`, `max_edges_at_bound` (over the records), and the
+    `comparison` keys at step 0 (`start`), at the last step (`final`) and their median over the
+    records after step 0 (`median`).
     """
     setup = dict(STUDY, **changes)
     rows = []
@@ -198,12 +209,13 @@ def study(**changes) -> dict:
                         rows.append(dict(dtype=dtype, n_nodes=n_nodes, outputs=outputs, bounds=bounds, k_min=k_min,
                                          k_max=k_max, loss_start=run["loss"][0], loss_end=run["loss"][-1],
                                          max_edges_at_bound=max(r["edges_at_bound"] for r in run["records"]),
-                                         median=run["median"], final=run["final"]))
+                                         start=run["records"][0], median=run["median"], final=run["final"]))
     setup = {name: (dict(value) if isinstance(value, dict) else value) for name, value in setup.items()}
     return {"keff_vs_gradient": dict(limit_eta=LIMIT_ETA, setup=setup, runs=rows)}
 
 
 _COLUMNS = (("cos_cl_limit_vs_neg_grad_loss_all_edges", "cos(CL, -∇C)"),
+            ("cos_cl_limit_vs_neg_grad_loss_all_edges", "at step 0"),
             ("cos_cl_limit_vs_neg_grad_keff_weighted_error_all_edges", "cos(CL, -∇W)"),
             ("cos_cl_step_vs_neg_grad_loss_all_edges", "cos(step, -∇C) all"),
             ("cos_cl_step_vs_neg_grad_loss_free_edges", "cos(step, -∇C) free"),
@@ -218,11 +230,12 @@ def markdown(numbers: dict) -> str:
     head = ["dtype", "N", "outputs", "bounds", "C end/C start", "edges at bound"] + [label for _, label in _COLUMNS]
     lines = [f"Coupled learning at eta = {part['limit_eta']:g} (CL, the eta -> 0 limit) and the rule's clipped step at "
              f"eta = {part['setup']['eta']:g} (step), against -∇C (C = output loss) and -∇W (W = mean e^T K_eff e, "
-             "K_eff frozen); medians over the logged steps after step 0.", "",
+             "K_eff frozen); medians over the logged steps after step 0 (one column at step 0); "
+             "'free': the edges not at a bound; 'projected': -∇C less what pushes an edge at a bound outward.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in part["runs"]:
         cells = [row["dtype"], str(row["n_nodes"]), str(row["outputs"]), row["bounds"],
                  f"{row['loss_end'] / row['loss_start']:.3g}", f"{row['max_edges_at_bound']:.0f}"]
-        cells += [f"{row['median'][name]:.4g}" for name, _ in _COLUMNS]
+        cells += [f"{row['start' if label == 'at step 0' else 'median'][name]:.4g}" for name, label in _COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
