@@ -39,6 +39,7 @@ from ._states import (
     Physics as Physics,
     edge_currents as edge_currents,
     edge_drops as edge_drops,
+    effective_conductance as effective_conductance,
     node_currents as node_currents,
     power as power,
     source_currents as source_currents,

@@ -37,7 +37,8 @@ from ._nonlinear import boundary_of, equilibrium
 from ._results import RESULTS, failed, first_failure
 from ._solve import unit_rhs
 from ._solver import Method, SolveInfo, Solver, as_solver, solve_system
-from ._system import free_mask
+from ._system import free_mask, laplacian_apply
+from ._tasks import Task
 
 
 class Measurement(eqx.Module):
@@ -313,3 +314,40 @@ def node_currents(
     the current its source injects. **Returns:** `(..., N)`.
     """
     return outflow(net, edge_currents(net, conductances, voltages))
+
+
+def effective_conductance(
+    net: Network, task: Task, conductances: Float[ArrayLike, " edges"], *, method: Method | Solver = "auto"
+) -> Float[Array, "outputs outputs"]:
+    """Effective conductance matrix `K_eff` among the task's outputs, inputs and ground held (siemens).
+
+    `K_eff[i, j]` is the current (amperes) a source at output `i` injects into the network when
+    output `j` is held at 1 V and every other output, input and ground node at 0 V, the hidden
+    nodes free: the Schur complement `L_OO - L_OH L_HH^-1 L_HO` of the Laplacian onto the
+    outputs, with the inputs and ground eliminated as held nodes (their conductances to the
+    outputs are in `L_OO`). Symmetric positive definite, to rounding. It depends on the
+    conductances and the terminals, not on the examples; it is the inverse of the outputs'
+    block of the Green's function the learning states use (`Physics.responses`).
+
+    In coupled learning it weights the output errors: holding the outputs at
+    `V_O^F + eta e` (`e = y - V_O^F`) dissipates `power` `eta² e^T K_eff e` more than the free
+    state, exactly on a linear network.
+
+    One solve of the shared solver (a column per output) and one Laplacian product;
+    differentiable in `conductances`. Linear (resistor) networks only.
+
+    **Arguments:** `net`; `task` (its `inputs`, `outputs`, `ground`); `conductances` `(E,)`
+    (siemens); `method` the solver path or a `jn.Solver`.
+    **Returns:** `(n_out, n_out)` in the conductances' dtype (NaN if the solve fails).
+    """
+    if not net.linear:
+        raise ValueError("effective_conductance is the Schur complement of the Laplacian of a linear "
+                         "(resistor) network, and this network has nonlinear elements.")
+    k = jnp.asarray(conductances)
+    k = k.astype(jnp.result_type(k, float))
+    if k.shape != (net.n_edges,):
+        raise ValueError(f"conductances must have shape ({net.n_edges},) (one per edge); got {k.shape}.")
+    held = jnp.concatenate([task.inputs, task.ground, task.outputs])
+    free = free_mask(net, held, k.dtype)
+    response, _ = solve_system(net, k, free, unit_rhs(net, k, free, task.outputs), method=method)
+    return laplacian_apply(net, k, response)[task.outputs]
