@@ -7,6 +7,7 @@ differ; `markdown` puts them together. Pure text: it reads only the document it 
 
 from __future__ import annotations
 
+from . import keff
 from .differences import differences
 from .words import RULE, by_word, compare, fmt as _fmt, listing
 
@@ -256,10 +257,13 @@ def cl_vs_gd(n: dict) -> str:
         small = min(below, key=lambda c: c["eta"])
         out.append(f"The cosine is below 1 by the rule at every eta and dtype (at the smallest, eta = "
                    f"{small['eta']:g}, {_fmt(small['cosine'], 4)}): coupled learning is not gradient descent on C, even at small eta."
-                   + (" Two candidate reasons for the fall during training, not separated by this run: edges that "
-                      "reach the conductance bound stop following the gradient (the sweep's `at_bound` column), and "
-                      "a voltage clamp weights the output errors by the network's own output conductances, a "
-                      "weighting that changes as the network learns." if falls else "") + "\n")
+                   + (" Two candidate reasons for the fall during training: edges that reach the conductance bound "
+                      "stop following the gradient (the sweep's `at_bound` column), and a voltage clamp weights the "
+                      "output errors by the network's own output conductances, a weighting that changes as the "
+                      "network learns" + (" (separated below)." if "keff_vs_gradient" in n else ".") if falls else "")
+                   + "\n")
+    if "keff_vs_gradient" in n:
+        out += ["### Why: the clamp's K_eff weighting, and the bounds\n", keff.markdown(n), keff.findings(n)]
     out.append(_figures(n))
     return "\n".join(out)
 

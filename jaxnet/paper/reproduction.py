@@ -15,7 +15,7 @@ from typing import Any
 
 import jax
 
-from . import analysis, figures, report
+from . import analysis, figures, keff, report
 from ..sweep import is_complete, load_conductances, load_config, load_sweep, rebuild_run, sweep
 from ..sweep._store import read_json
 
@@ -60,6 +60,9 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
                      "rule.eta": [1e-3, 1e-1]},
     },
 }
+#: The K_eff study's settings per scale (`keff.STUDY`'s entries overridden; `full` is the study).
+KEFF = {"full": {}, "quick": {"n_nodes": (32,), "steps": 200, "every": 50},
+        "smoke": {"n_nodes": (12,), "steps": 10, "every": 5}}
 #: Runs per (task, p) whose whole trajectory is recorded for the stuck-state measures.
 TRAJECTORIES = {"full": 64, "quick": 16, "smoke": 2}
 
@@ -121,7 +124,7 @@ def _analyze(claim: str, scale: str, dirs: dict[str, str], out_dir: str) -> dict
                                  {"desync": load_conductances(dirs["claim3_desync"]),
                                   "minibatch": load_conductances(dirs["claim3_minibatch"])}, out_dir)
     else:
-        numbers = analyze_cl_vs_gd(tables["cl_vs_gd"], out_dir)
+        numbers = dict(analyze_cl_vs_gd(tables["cl_vs_gd"], out_dir), **keff.study(**KEFF[scale]))
     numbers["sweeps"] = {name: _sweep_facts(d, SCALES[scale][name], tables[name]) for name, d in dirs.items()}
     return numbers
 
