@@ -110,13 +110,18 @@ def ceiling(table) -> list[dict]:
 # ------------------------------------------------------------------ claim 2
 
 
-def trajectory_measures(rebuild: Callable, table, final_k: dict, n_runs: int) -> list[dict]:
+def trajectory_measures(rebuild: Callable, table, final_k: dict, n_runs: int, reference: dict | None = None,
+                        sync_batch="full") -> tuple[list[dict], dict]:
     """Record whole trajectories of the first `n_runs` runs of each grid point; stuck measures.
 
     Each trajectory is the sweep's run repeated by hand (`rebuild(run)`, the sweep's
     `rebuild_run`); `trajectory_matches_sweep` is the fraction whose final levels equal the
     sweep's (vmapped float rounding may differ). `distinct_states_vs_sync`: the paired ratio
-    (same network) of distinct states over the same task's p = 1 run's.
+    (same network) of distinct states over the same task's synchronous run's (p = 1 at batch
+    size `sync_batch`), found in this table or in `reference` (another sweep's second return).
+
+    **Returns:** `(rows, distinct)`: a row per grid point, and the distinct states per network
+    by `(task, p, batch_size)`.
     """
     out, distinct = [], {}
     for _, everyone in table.groupby("point", sort=True):
@@ -141,18 +146,21 @@ def trajectory_measures(rebuild: Callable, table, final_k: dict, n_runs: int) ->
         measures = [stuck_measures(s) for s in states]
         first = runs.iloc[0]
         network = runs.groupby("run").network_seed.first()
-        distinct[(first.task, float(first.p))] = pd.Series([m["distinct_states"] for m in measures],
-                                                            index=[network[r] for r in run_ids])
-        out.append(dict(task=first.task, p=float(first.p), runs=len(run_ids), steps=int(first.steps),
+        distinct[(first.task, float(first.p), first.batch_size)] = pd.Series(
+            [m["distinct_states"] for m in measures], index=[network[r] for r in run_ids])
+        out.append(dict(task=first.task, p=float(first.p), batch_size=plain(first.batch_size), runs=len(run_ids),
+                        steps=int(first.steps),
                         failed_runs=counts(everyone)["failed_runs"],
                         window_steps=int(states.shape[1] - 1) // 4,
                         trajectory_matches_sweep=float(np.mean(same_end)),
                         **{name: quartiles([m[name] for m in measures]) for name in measures[0]},
                         periodic_fraction=float(np.mean([m["cycle_length"] > 0 for m in measures]))))
+    reference = distinct if reference is None else reference
     for row in out:
-        sync = distinct.get((row["task"], 1.0))
-        row["distinct_states_vs_sync"] = quartiles([] if sync is None else distinct[(row["task"], row["p"])] / sync)
-    return out
+        sync = reference.get((row["task"], 1.0, sync_batch))
+        row["distinct_states_vs_sync"] = quartiles(
+            [] if sync is None else distinct[(row["task"], row["p"], row["batch_size"])] / sync)
+    return out, distinct
 
 
 def claim2(table, conductances: dict, rebuild: Callable, n_runs: int, ceiling_table=None) -> dict:
@@ -163,7 +171,8 @@ def claim2(table, conductances: dict, rebuild: Callable, n_runs: int, ceiling_ta
     sync_steps = int(table[table.p == 1].steps.max())
     rows = [row for (rule, task), part in table.groupby(["rule", "task"], sort=True)
             for row in _desync_rows(part, sync_steps, rule=rule, task=task)]
-    stuck = trajectory_measures(rebuild, table[table.rule == "discrete"], conductances, n_runs)
+    discrete = table[table.rule == "discrete"]
+    stuck, _ = trajectory_measures(rebuild, discrete, conductances, n_runs, sync_batch=discrete.batch_size.iloc[0])
     n_edges = int(len(next(iter(conductances.values()))))  # of the lab stand-in
     return dict(rows=rows, stuck=stuck, ceiling=[] if ceiling_table is None else ceiling(ceiling_table),
                 n_edges=n_edges, sync_steps=sync_steps, edge_updates=float((table.p * table.steps).max()))
@@ -233,6 +242,27 @@ def claim3_matches(summary: dict, by_network: dict, ps: list, bs: list) -> list[
                 _paired(by_network[f"minibatch:{best}"], by_network[f"desync:{p}"], name))
         matches.append(row)
     return matches
+
+
+def claim3_discrete(desync, minibatch, stuck_desync: list[dict], stuck_minibatch: list[dict]) -> list[dict]:
+    """The discrete lab network under both noises: a row per desync p (full batch) and per
+    mini-batch b (p = 1): final C/C0 and its paired ratio (same network) to the synchronous
+    full-batch run's, Iris test accuracy, and the stuck measures of `trajectory_measures`
+    (`stuck_*`, distinct states paired with the same synchronous full-batch runs)."""
+    sync = final(desync[desync.p == 1]).set_index("network_seed").normalized_loss
+    rows = []
+    for family, table, knob, stuck in (("desync", desync, "p", stuck_desync),
+                                       ("minibatch", minibatch, "batch_size", stuck_minibatch)):
+        for value, everyone in sorted(table.groupby(knob), key=lambda g: -float(g[0])):
+            runs = final(everyone)
+            measured = next(s for s in stuck if s[knob] == plain(value))
+            rows.append(dict(family=family, value=plain(value), **counts(everyone),
+                             loss_ratio=quartiles(runs.normalized_loss),
+                             vs_sync=quartiles(runs.set_index("network_seed").normalized_loss / sync),
+                             test_accuracy=quartiles(runs.test_accuracy),
+                             **{name: measured[name] for name in ("distinct_states", "distinct_states_vs_sync",
+                                                                  "undo_fraction", "move_rate", "periodic_fraction")}))
+    return rows
 
 
 # ------------------------------------------------------------------ local rule vs gradient descent

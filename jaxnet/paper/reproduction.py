@@ -26,7 +26,7 @@ PAPER = ("Wycoff, Dillavou, Stern, Liu & Durian, \"Desynchronous learning in a p
 CLAIMS = {
     "1": ("claim1", "claim1_ceiling"),
     "2": ("claim2", "claim2_ceiling"),
-    "3": ("claim3_desync", "claim3_minibatch"),
+    "3": ("claim3_desync", "claim3_minibatch", "claim3_discrete_desync", "claim3_discrete_minibatch"),
     "gd": ("cl_vs_gd",),
 }
 
@@ -42,6 +42,8 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
         "claim2_ceiling": {"sweep.networks": 32},
         "claim3_desync": _CLAIM3,
         "claim3_minibatch": _CLAIM3,
+        "claim3_discrete_desync": {"sweep.networks": 32, "sweep.steps": 1000},
+        "claim3_discrete_minibatch": {"sweep.networks": 32, "sweep.steps": 1000},
         "cl_vs_gd": {"sweep.networks": 16, "sweep.steps": 1000},
     },
     "smoke": {  # one or two compiled groups per sweep: compile time dominates at this size
@@ -56,6 +58,10 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
                           "network.n_nodes": 16, "rule.p": [1.0, 0.5]},
         "claim3_minibatch": {"sweep.networks": 2, "sweep.seeds": 3, "sweep.steps": 20, "sweep.log_every": 5,
                              "network.n_nodes": 16, "sweep.batch_size": 2},
+        "claim3_discrete_desync": {"sweep.networks": 3, "sweep.steps": 20, "sweep.log_every": 10,
+                                   "rule.p": [1.0, 0.5], "rule.n_states": 16},
+        "claim3_discrete_minibatch": {"sweep.networks": 3, "sweep.steps": 20, "sweep.log_every": 10,
+                                      "sweep.batch_size": 2, "rule.n_states": 16},
         "cl_vs_gd": {"sweep.networks": 2, "network.n_nodes": 16, "sweep.steps": 20, "sweep.log_every": 5,
                      "rule.eta": [1e-3, 1e-1]},
     },
@@ -87,6 +93,20 @@ def analyze_claim2(table, ceiling_table, conductances: dict, config, out_dir: st
     discrete rule's trajectories; the Iris ceiling (gradient descent, same networks and splits)."""
     numbers = analysis.claim2(table, conductances, functools.partial(rebuild_run, config), n_runs, ceiling_table)
     return dict(numbers, figures=figures.claim2(table, numbers["rows"], numbers["stuck"], out_dir))
+
+
+def analyze_discrete_claim3(tables: dict, dirs: dict, scale: str) -> list[dict]:
+    """Claim 3 on the discrete lab network: final error and stuck measures, desync p (full
+    batch) against mini-batch b (sync), each paired with the sync full-batch runs."""
+    measured = {}
+    for family in ("desync", "minibatch"):
+        name = f"claim3_discrete_{family}"
+        rebuild = functools.partial(rebuild_run, load_config(config_path(name), SCALES[scale][name]))
+        measured[family] = analysis.trajectory_measures(
+            rebuild, tables[name], load_conductances(dirs[name]), TRAJECTORIES[scale],
+            reference=measured["desync"][1] if family == "minibatch" else None)
+    return analysis.claim3_discrete(tables["claim3_discrete_desync"], tables["claim3_discrete_minibatch"],
+                                    measured["desync"][0], measured["minibatch"][0])
 
 
 def analyze_claim3(desync, minibatch, conductances: dict, out_dir: str) -> dict:
@@ -123,6 +143,7 @@ def _analyze(claim: str, scale: str, dirs: dict[str, str], out_dir: str) -> dict
         numbers = analyze_claim3(tables["claim3_desync"], tables["claim3_minibatch"],
                                  {"desync": load_conductances(dirs["claim3_desync"]),
                                   "minibatch": load_conductances(dirs["claim3_minibatch"])}, out_dir)
+        numbers["discrete"] = analyze_discrete_claim3(tables, dirs, scale)
     else:
         numbers = dict(analyze_cl_vs_gd(tables["cl_vs_gd"], out_dir), **keff.study(**KEFF[scale]))
     numbers["sweeps"] = {name: _sweep_facts(d, SCALES[scale][name], tables[name]) for name, d in dirs.items()}
