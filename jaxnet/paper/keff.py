@@ -173,14 +173,14 @@ def along_run(net: Network, task: Task, rule: CoupledLearning, k0, *, key, steps
     return dict(steps=list(range(0, steps + 1, every)), loss=losses, records=records, median=median, final=records[-1])
 
 
-STUDY = dict(n_nodes=(32, 64), dtypes=("float32", "float64"), alpha=0.1, eta=0.1, k0=(0.5, 1.5),
-             bounds={"wide": (1e-6, 1e6), "tight": (0.5, 1.5)}, steps=400, every=100, seed=0)
+STUDY = dict(n_nodes=(64,), dtypes=("float32", "float64"), alpha=1.0, eta=1e-3, k0=(0.5, 1.5),
+             bounds={"wide": (1e-6, 1e6), "tight": (0.5, 1.5)}, steps=1000, every=100, seed=0)
 """The runs `study` measures: disordered networks of `n_nodes`, the regression task with two outputs
-(`REGRESSION_MATRIX`) and with one (its first row, the control), coupled learning at `alpha`, `eta`,
-`k0` uniform in the range given, with "wide" bounds (at this `alpha` no edge reaches them: each row's
-`max_edges_at_bound` says so) and "tight" bounds at the ends of `k0`'s range, which some edges reach.
-(At `alpha = 1` some edges run down to `k_min = 1e-6` within a few hundred steps: wide bounds are
-reached too.)"""
+(`REGRESSION_MATRIX`) and with one (its first row, the control), coupled learning at `alpha`, `eta`
+(the gradient comparison sweep's `cl_vs_gd.toml` settings), `k0` uniform in the range given, with
+"wide" bounds (the rule's defaults; at `alpha = 1` a few edges run down to them within a few
+hundred steps, as in the sweep: each row's `max_edges_at_bound` says how many) and "tight" bounds
+at the ends of `k0`'s range, which many edges reach."""
 
 CONTROL_MATRIX = (REGRESSION_MATRIX[0],)
 """The single-output control's target matrix: the first row of the regression task's."""

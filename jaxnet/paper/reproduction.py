@@ -67,8 +67,7 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 #: The K_eff study's settings per scale (`keff.STUDY`'s entries overridden; `full` is the study).
-KEFF = {"full": {}, "quick": {"n_nodes": (32,), "steps": 200, "every": 50},
-        "smoke": {"n_nodes": (12,), "steps": 10, "every": 5}}
+KEFF = {"full": {"n_nodes": (64, 128)}, "quick": {}, "smoke": {"n_nodes": (12,), "steps": 10, "every": 5}}
 #: Runs per (task, p) whose whole trajectory is recorded for the stuck-state measures.
 TRAJECTORIES = {"full": 64, "quick": 16, "smoke": 2}
 
