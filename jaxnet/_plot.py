@@ -37,6 +37,80 @@ def _label_of(name, value) -> str:
     return f"{name}={value:g}" if isinstance(value, (float, np.floating)) else f"{name}={value}"
 
 
+def _hue_label(hue: list[str], key: tuple) -> str:
+    return ", ".join(_label_of(h, v) for h, v in zip(hue, key) if v is not None)
+
+
+def _failed(runs: int) -> str:
+    return f" ({runs} failed run{'s' * (runs != 1)} not drawn)" if runs else ""
+
+
+def _where(table, column: str | None, value) -> np.ndarray:
+    """The rows of one facet's value (all rows without a facet column)."""
+    return np.ones(len(table), bool) if column is None else (table[column] == value).to_numpy()
+
+
+def _key(key) -> tuple:
+    """A groupby key as a tuple, NaN as None (NaN != NaN, so a NaN key would match no other)."""
+    key = key if isinstance(key, tuple) else (key,)
+    return tuple(None if isinstance(v, (float, np.floating)) and v != v else v for v in key)
+
+
+def _curves(part, x: str, y: str, hue: list[str], logx: bool) -> dict:
+    """One facet's curves: `{hue key: (quartiles by x, runs drawn, failed runs)}`, over the
+    completed runs (a failed run leaving the median midway would bend the curve)."""
+    out = {}
+    for key, curves in part.groupby(hue, dropna=False, sort=True) if hue else [((), part)]:
+        if logx:
+            curves = curves[curves[x] > 0]
+        failed = 0
+        if "status" in curves.columns and "run" in curves.columns:
+            failed = curves[curves.status == "failed"].run.nunique()
+            curves = curves[curves.status == "ok"]
+        n = curves.run.nunique() if "run" in curves.columns else int(curves.groupby(x)[y].count().max() if len(curves) else 0)
+        out[_key(key)] = (curves.groupby(x)[y].quantile([0.25, 0.5, 0.75]).unstack(), n, failed)
+    return out
+
+
+def _share_y(facets: list[dict], log: bool) -> bool:
+    """Whether one y range suits every facet: unless the facets' joint range (quartile bands)
+    is wider than some facet's own by more than a decade on a log axis, or tenfold on a linear
+    one, which would squash that facet into a sliver."""
+    spans = []
+    for facet in facets:
+        values = np.concatenate([s.to_numpy().ravel() for s, _, _ in facet.values()] or [np.zeros(0)])
+        values = values[np.isfinite(values) & (values > 0)] if log else values[np.isfinite(values)]
+        if values.size:
+            values = np.log10(values) if log else values
+            spans.append((values.min(), values.max()))
+    if len(spans) < 2:
+        return True
+    low, high = np.array(spans).T
+    joint, own = high.max() - low.min(), high - low
+    return bool(np.all(joint - own <= 1.0)) if log else bool(np.all(joint <= 10 * own))
+
+
+def _colours(keys: list) -> dict:
+    """One colour per hue key, the same in every facet: tab10 for up to 10 keys, tab20 up to
+    20, else evenly along viridis."""
+    from matplotlib import colormaps
+
+    if len(keys) <= 20:
+        palette = colormaps["tab10" if len(keys) <= 10 else "tab20"].colors
+    else:
+        palette = colormaps["viridis"](np.linspace(0, 1, len(keys)))
+    return {key: palette[i] for i, key in enumerate(keys)}
+
+
+def _count(facet: dict) -> str:
+    """`n = 6 runs per curve` (a range where the curves differ), and the failed runs left out."""
+    ns = sorted({n for _, n, _ in facet.values()}) or [0]
+    text = f"n = {ns[0]}" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]}"
+    text += " runs per curve" if len(facet) > 1 else " runs"
+    failed = sum(f for _, _, f in facet.values())
+    return text + (f", {failed} failed not drawn" if failed else "")
+
+
 def plot_curves(
     table,
     path: str,
@@ -48,7 +122,7 @@ def plot_curves(
     row: str | None = None,
     title: str | None = None,
     logx: bool = False,
-    sharey: bool = True,
+    sharey: bool | None = None,
     grid_columns: tuple[str, ...] = (),
 ):
     """Learning curves of a loaded results table to a PNG (what `jn.plot_sweep` draws; see it
@@ -66,56 +140,60 @@ def plot_curves(
     plt = pyplot()
     if table[y].isna().all():
         raise ValueError(f"column {y!r} holds no values in this sweep (e.g. accuracy needs a classification task).")
-    facets = [c for c in (col, row) if c]
     if hue is None:
-        hue = [c for c in grid_columns if c in table.columns and c not in facets and table[c].nunique(dropna=False) > 1]
+        hue = [c for c in grid_columns if c in table.columns and c not in (col, row) and table[c].nunique(dropna=False) > 1]
     hue = [hue] if isinstance(hue, str) else list(hue)
     col_values = sorted(table[col].dropna().unique(), key=str) if col else [None]
     row_values = sorted(table[row].dropna().unique(), key=str) if row else [None]
+    facets = {(i, j): _curves(table[_where(table, col, cv) & _where(table, row, rv)], x, y, hue, logx)
+              for i, rv in enumerate(row_values) for j, cv in enumerate(col_values)}
+    keys = sorted({key for facet in facets.values() for key in facet},  # the hue values, ascending, None last
+                  key=lambda key: [(v is None, 0 if v is None else v) for v in key])
+    colours = _colours(keys)
+    if sharey is None:
+        sharey = _share_y(list(facets.values()), y in LOG_METRICS)
     fig, axes = plt.subplots(len(row_values), len(col_values), squeeze=False, sharex=True, sharey=sharey,
-                             figsize=(4.2 * len(col_values) + 1.2, 3.3 * len(row_values) + 0.6))
-    for i, rv in enumerate(row_values):
-        for j, cv in enumerate(col_values):
-            ax = axes[i][j]
-            part = table
-            if col:
-                part = part[part[col] == cv]
-            if row:
-                part = part[part[row] == rv]
-            groups = part.groupby(hue, dropna=False, sort=True) if hue else [((), part)]
-            for key, curves in groups:
-                key = key if isinstance(key, tuple) else (key,)
-                if logx:
-                    curves = curves[curves[x] > 0]
-                failed = 0
-                if "status" in curves.columns and "run" in curves.columns:
-                    # completed runs only: a failed run leaving the median midway would bend the curve
-                    failed = curves[curves.status == "failed"].run.nunique()
-                    curves = curves[curves.status == "ok"]
-                stats = curves.groupby(x)[y].quantile([0.25, 0.5, 0.75]).unstack()
-                label = ", ".join(_label_of(h, v) for h, v in zip(hue, key) if v is not None and v == v) or y
-                if failed:
-                    label += f" ({failed} failed runs not drawn)"
-                line, = ax.plot(stats.index, stats[0.5], label=label)
-                ax.fill_between(stats.index, stats[0.25], stats[0.75], color=line.get_color(), alpha=0.2, lw=0)
-            if y in LOG_METRICS:
-                ax.set_yscale("log")
-            if logx:
-                ax.set_xscale("log")
-            ax.set_title(", ".join(_label_of(n, v) for n, v in ((row, rv), (col, cv)) if n), fontsize=9)
-            if i == len(row_values) - 1:
-                ax.set_xlabel(LABELS.get(x, x))
-            if j == 0:
-                ax.set_ylabel(LABELS.get(y, y) + "\n(median, quartiles)")
-            ax.grid(alpha=0.3)
-            if len(ax.get_legend_handles_labels()[1]) > 1 or (hue and len(col_values) * len(row_values) > 1):
-                ax.legend(fontsize=8, loc="best")
+                             layout="constrained",
+                             figsize=(4.2 * len(col_values) + 1.2 + 1.6 * bool(hue), 3.3 * len(row_values) + 0.8))
+    for (i, j), facet in facets.items():
+        ax = axes[i][j]
+        for key, (stats, n, failed) in facet.items():
+            if stats.empty:
+                continue
+            ax.plot(stats.index, stats[0.5], color=colours[key],
+                    label=(_hue_label(hue, key) or y) + _failed(failed))
+            ax.fill_between(stats.index, stats[0.25], stats[0.75], color=colours[key], alpha=0.2, lw=0)
+        if y in LOG_METRICS:
+            ax.set_yscale("log")
+        if logx:
+            ax.set_xscale("log")
+        facet_label = ", ".join(_label_of(n, v) for n, v in ((row, row_values[i]), (col, col_values[j])) if n)
+        ax.set_title("\n".join(filter(None, (facet_label, _count(facet)))), fontsize=9)
+        if i == len(row_values) - 1:
+            ax.set_xlabel(LABELS.get(x, x))
+        if j == 0:
+            ax.set_ylabel(LABELS.get(y, y) + "\n(median, quartiles)")
+        ax.grid(alpha=0.3)
+    if hue:
+        _shared_legend(fig, facets, keys, colours, hue)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
     return fig
+
+
+def _shared_legend(fig, facets: dict, keys: list, colours: dict, hue: list[str]) -> None:
+    """One legend for the figure: an entry per hue key in its one colour, with the failed runs
+    it leaves out, summed over the facets."""
+    from matplotlib.lines import Line2D
+
+    handles, labels = [], []
+    for key in keys:
+        failed = sum(facet[key][2] for facet in facets.values() if key in facet)
+        handles.append(Line2D([], [], color=colours[key]))
+        labels.append(_hue_label(hue, key) + _failed(failed))
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8)
 
 
 def _layout(net) -> np.ndarray:
