@@ -4,9 +4,9 @@ faceted by its columns), and networks. Nothing here reads a sweep's files (see `
 from __future__ import annotations
 
 import difflib
-from collections import Counter
-
 import numpy as np
+
+from ._plot_network import KIND_STYLES, diode_marks, edge_paths, k_label, kind_handles, label_offset, layout, legend_rows
 
 #: Metrics plotted on a log axis (they span decades); others are linear.
 LOG_METRICS = ("loss", "normalized_loss", "test_loss")
@@ -196,62 +196,6 @@ def _shared_legend(fig, facets: dict, keys: list, colours: dict, hue: list[str])
     fig.legend(handles, labels, loc="outside right upper", fontsize=8)
 
 
-def _layout(net) -> np.ndarray:
-    """`(N, 2)` node positions: the generator's, else a spectral layout (the Laplacian's 2nd and
-    3rd eigenvectors, which place nodes joined by edges near each other) relaxed by a few
-    force-directed steps (Fruchterman-Reingold), which part nodes the spectral layout stacks."""
-    if net.positions is not None:
-        return np.asarray(net.positions, float)
-    n = net.n_nodes
-    lap = np.zeros((n, n))
-    s, r = np.asarray(net.senders), np.asarray(net.receivers)
-    np.add.at(lap, (s, s), 1.0)
-    np.add.at(lap, (r, r), 1.0)
-    np.add.at(lap, (s, r), -1.0)
-    np.add.at(lap, (r, s), -1.0)
-    _, vectors = np.linalg.eigh(lap)
-    pos = vectors[:, 1:3] if n > 2 else np.stack([np.arange(n, dtype=float), np.zeros(n)], 1)
-    pos = pos / max(np.abs(pos).max(), 1e-12) + 1e-3 * np.random.default_rng(0).normal(size=(n, 2))
-    if n > 2000:  # the relaxation is O(N²) per step
-        return pos
-    ideal = 1.0 / np.sqrt(n)
-    for temperature in np.linspace(0.1, 0.005, 100):
-        delta = pos[:, None, :] - pos[None, :, :]
-        dist = np.maximum(np.linalg.norm(delta, axis=-1), 1e-6)
-        force = np.sum(delta / dist[..., None] * (ideal**2 / dist)[..., None], axis=1)  # repulsion
-        pull = (pos[s] - pos[r]) * np.linalg.norm(pos[s] - pos[r], axis=1, keepdims=True) / ideal  # springs
-        np.add.at(force, s, -pull)
-        np.add.at(force, r, pull)
-        length = np.maximum(np.linalg.norm(force, axis=1, keepdims=True), 1e-12)
-        pos = pos + force / length * np.minimum(length, temperature)
-    return pos
-
-
-def _edge_paths(net, pos: np.ndarray) -> list[np.ndarray]:
-    """Each edge's polyline: a straight `(2, 2)` segment, or for edges in parallel (joining
-    the same pair of nodes) `(17, 2)` arcs bowed apart, symmetric about the straight line."""
-    s, r = np.asarray(net.senders), np.asarray(net.receivers)
-    pairs = [tuple(sorted(p)) for p in zip(s.tolist(), r.tolist())]
-    count, seen = Counter(pairs), Counter()
-    t = np.linspace(0.0, 1.0, 17)[:, None]
-    paths = []
-    for e, pair in enumerate(pairs):
-        a, b = pos[pair[0]], pos[pair[1]]
-        rank, seen[pair] = seen[pair], seen[pair] + 1
-        if count[pair] == 1:
-            paths.append(np.stack([pos[s[e]], pos[r[e]]]))
-            continue
-        normal = np.array([a[1] - b[1], b[0] - a[0]])  # |normal| = |b - a|
-        bow = 0.25 * (rank - (count[pair] - 1) / 2) * normal  # the arc's peak, off the line
-        control = (a + b) / 2 + 2 * bow  # a quadratic Bezier peaks halfway to its control point
-        paths.append((1 - t) ** 2 * a + 2 * t * (1 - t) * control + t**2 * b)
-    return paths
-
-
-#: Line styles of the element kinds, in `jn.KINDS` order.
-_KIND_STYLES = ("solid", (0, (4, 2)), (0, (1, 1.5)), (0, (5, 1.5, 1, 1.5)))
-
-
 def plot_network(
     net,
     conductances,
@@ -268,12 +212,18 @@ def plot_network(
     **Arguments:**
 
     - `net`: the network; node positions from its generator (`net.positions`), else a spectral
-      layout. Parallel edges (joining the same two nodes) are drawn as arcs bowed apart. With `elements`, line style marks the kind (solid resistor, dashed diode, dotted
-      smooth diode, dash-dot transistor).
-    - `conductances`: `(E,)`; edge width grows with it (log scale when it spans a decade).
+      layout. Parallel edges (joining the same two nodes) are drawn as arcs bowed apart. With
+      `elements`, line style marks the kind (solid resistor, dashed diode, dotted smooth
+      diode, dash-dot transistor; a legend names those present), and a ▶| symbol at the middle
+      of each diode and smooth diode points from its anode (the edge's sender) to its cathode
+      (receiver).
+    - `conductances`: `(E,)`, the learned `k`; edge width grows with it (log scale when it
+      spans a decade). The colour bar says what it is: a conductance (S), or on transistors
+      the gate voltage (V).
     - `voltages`: optional `(N,)` node voltages (e.g. one example's free state, `jn.solve`);
       nodes are coloured by them.
-    - `task`: optional `Task` whose inputs, outputs and ground nodes are marked and labelled.
+    - `task`: optional `Task` whose inputs, outputs and ground nodes are marked and labelled
+      (labels set off from their markers, away from the network's centre).
     - `edge_color`: ``"conductance"`` or ``"current"`` (`|I_e|`, needs `voltages`).
     - `path`: write a PNG there; `ax`: draw into this matplotlib axes (else a new figure).
     - `title`: the axes' title.
@@ -302,22 +252,26 @@ def plot_network(
         fig, ax = plt.subplots(figsize=(6, 5))
     else:
         fig = ax.figure
-    pos = _layout(net)
+    pos = layout(net)
+    kinds = np.zeros(net.n_edges, int) if net.elements is None else np.asarray(net.elements.kind)
     if edge_color == "current":
         from ._states import edge_currents
 
         values, label = np.abs(np.asarray(edge_currents(net, k, voltages))), "|current| (A)"
     else:
-        values, label = k, "conductance k"
+        values, label = k, k_label(kinds)
     positive = k[k > 0]
     spread = positive.size and positive.max() / positive.min() > 10
     scale = np.log(np.maximum(k, positive.min())) if spread else k
     span = np.ptp(scale)
     width = 0.5 + 4.0 * (scale - scale.min()) / span if span > 0 else np.full(net.n_edges, 2.0)
-    kinds = np.zeros(net.n_edges, int) if net.elements is None else np.asarray(net.elements.kind)
-    lines = LineCollection(_edge_paths(net, pos), linewidths=width, cmap="viridis", linestyles=[_KIND_STYLES[c] for c in kinds])
+    paths = edge_paths(net, pos)
+    lines = LineCollection(paths, linewidths=width, cmap="viridis", linestyles=[KIND_STYLES[c] for c in kinds])
     lines.set_array(values)
     ax.add_collection(lines)
+    marks = diode_marks(paths, kinds)
+    if marks is not None:
+        ax.add_collection(marks)
     fig.colorbar(lines, ax=ax, label=label, fraction=0.046, pad=0.02)
     if voltages is None:
         ax.scatter(pos[:, 0], pos[:, 1], s=18, c="0.35", zorder=3)
@@ -330,15 +284,19 @@ def plot_network(
             ax.scatter(pos[nodes, 0], pos[nodes, 1], s=120, facecolors="none", edgecolors="k", marker=marker,
                        linewidths=1.2, zorder=4, label={"in": "inputs", "out": "outputs", "gnd": "ground"}[name])
             for i, node in enumerate(nodes):
-                ax.annotate(f"{name}{i if nodes.size > 1 else ''}", pos[node], xytext=(5, 5), textcoords="offset points",
-                            fontsize=8, zorder=5)
-        ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+                ax.annotate(f"{name}{i if nodes.size > 1 else ''}", pos[node], fontsize=8, zorder=5,
+                            bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.7), **label_offset(pos, node))
+        ax.margins(0.15)  # room for the labels of terminals on the rim
+    handles, columns = legend_rows(ax.get_legend_handles_labels()[0],
+                                   kind_handles(kinds) if net.elements is not None else [])
+    if handles:
+        ax.legend(handles=handles, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=columns, frameon=False)
     ax.set_aspect("equal")
     ax.autoscale()
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
-        ax.set_title(title, pad=22 if task is not None else 6)
+        ax.set_title(title, pad=6 + 18 * -(-len(handles) // max(columns, 1)))
     if path is not None:
         fig.savefig(path, dpi=150, bbox_inches="tight")
     return fig
