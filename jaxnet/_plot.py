@@ -38,7 +38,10 @@ def _label_of(name, value) -> str:
 
 
 def _hue_label(hue: list[str], key: tuple) -> str:
-    return ", ".join(_label_of(h, v) for h, v in zip(hue, key) if v is not None)
+    """`p=0.5, rule=...`; a column with no value on these rows (e.g. `learning_rate` on
+    coupled learning's) is left out, and a key with none at all is `(no learning_rate)`."""
+    parts = [_label_of(h, v) for h, v in zip(hue, key) if v is not None]
+    return ", ".join(parts) if parts or not hue else f"(no {', '.join(hue)})"
 
 
 def _failed(runs: int) -> str:

@@ -77,6 +77,14 @@ def test_titles_count_the_runs_and_the_failed_ones(tmp_path):
     assert one.axes[0].get_title() == "n = 12 runs" and not one.legends  # one curve: no legend
 
 
+def test_a_hue_column_without_values_on_some_rows_still_names_their_curve(tmp_path):
+    table = results()
+    table["learning_rate"] = np.where(table.rule == "gradient_descent", 0.01, np.nan)
+    fig = jn.plot_sweep(table, str(tmp_path / "c.png"), hue="learning_rate")
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["learning_rate=0.01", "(no learning_rate)"]
+    assert fig.axes[0].get_title() == "n = 8–12 runs per curve"
+
+
 def test_the_command_line_passes_every_option_to_plot_sweep(tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(jn, "plot_sweep", lambda *args, **kwargs: seen.append((args, kwargs)))
