@@ -4,6 +4,7 @@ faceted by its columns), and networks. Nothing here reads a sweep's files (see `
 from __future__ import annotations
 
 import difflib
+from numbers import Number
 import numpy as np
 
 from ._plot_network import KIND_STYLES, diode_marks, edge_paths, k_label, kind_handles, label_offset, layout, legend_rows
@@ -57,6 +58,12 @@ def _key(key) -> tuple:
     """A groupby key as a tuple, NaN as None (NaN != NaN, so a NaN key would match no other)."""
     key = key if isinstance(key, tuple) else (key,)
     return tuple(None if isinstance(v, (float, np.floating)) and v != v else v for v in key)
+
+
+def _order(key: tuple) -> list:
+    """Sorts hue keys column by column: numbers ascending, then text, then no value (a column
+    may hold both, e.g. a batch size or "full")."""
+    return [(v is None, not isinstance(v, Number), v if isinstance(v, Number) else str(v)) for v in key]
 
 
 def _curves(part, x: str, y: str, hue: list[str], logx: bool) -> dict:
@@ -150,8 +157,7 @@ def plot_curves(
     row_values = sorted(table[row].dropna().unique(), key=str) if row else [None]
     facets = {(i, j): _curves(table[_where(table, col, cv) & _where(table, row, rv)], x, y, hue, logx)
               for i, rv in enumerate(row_values) for j, cv in enumerate(col_values)}
-    keys = sorted({key for facet in facets.values() for key in facet},  # the hue values, ascending, None last
-                  key=lambda key: [(v is None, 0 if v is None else v) for v in key])
+    keys = sorted({key for facet in facets.values() for key in facet}, key=_order)
     colours = _colours(keys)
     if sharey is None:
         sharey = _share_y(list(facets.values()), y in LOG_METRICS)

@@ -83,6 +83,10 @@ def test_a_hue_column_without_values_on_some_rows_still_names_their_curve(tmp_pa
     fig = jn.plot_sweep(table, str(tmp_path / "c.png"), hue="learning_rate")
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["learning_rate=0.01", "(no learning_rate)"]
     assert fig.axes[0].get_title() == "n = 8–12 runs per curve"
+    table["batch_size"] = [("full" if p == 0.3 else 4) for p in table.p]  # numbers and text in one column
+    fig = jn.plot_sweep(table, str(tmp_path / "c.png"), hue=["batch_size", "learning_rate"])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "batch_size=4, learning_rate=0.01", "batch_size=4", "batch_size=full, learning_rate=0.01", "batch_size=full"]
 
 
 def test_the_command_line_passes_every_option_to_plot_sweep(tmp_path, monkeypatch):
