@@ -4,6 +4,7 @@ faceted by its columns), and networks. Nothing here reads a sweep's files (see `
 from __future__ import annotations
 
 import difflib
+import textwrap
 from numbers import Number
 import numpy as np
 
@@ -185,8 +186,8 @@ def plot_curves(
         ax.grid(alpha=0.3)
     if hue:
         _shared_legend(fig, facets, keys, colours, hue)
-    if title:
-        fig.suptitle(title)
+    if title:  # wrapped to the figure's width (about 10 characters an inch)
+        fig.suptitle(textwrap.fill(title, int(10 * fig.get_figwidth())))
     fig.savefig(path, dpi=150)
     plt.close(fig)
     return fig
@@ -202,7 +203,7 @@ def _shared_legend(fig, facets: dict, keys: list, colours: dict, hue: list[str])
         failed = sum(facet[key][2] for facet in facets.values() if key in facet)
         handles.append(Line2D([], [], color=colours[key]))
         labels.append(_hue_label(hue, key) + _failed(failed))
-    fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+    fig.legend(handles, labels, loc="outside right center", fontsize=8)
 
 
 def plot_network(

@@ -75,6 +75,8 @@ def test_titles_count_the_runs_and_the_failed_ones(tmp_path):
     assert legend == ["p=0.3", "p=0.5 (2 failed runs not drawn)", "p=1"]
     one = jn.plot_sweep(table[table.rule == "coupled_learning"], str(tmp_path / "c.png"), hue=[])
     assert one.axes[0].get_title() == "n = 12 runs" and not one.legends  # one curve: no legend
+    long = "Claim 3: desync (full batch) and mini-batches (p = 1), same networks and k0, on one narrow figure"
+    assert "\n" in jn.plot_sweep(table, str(tmp_path / "c.png"), hue="p", title=long).get_suptitle()  # wrapped
 
 
 def test_a_hue_column_without_values_on_some_rows_still_names_their_curve(tmp_path):
