@@ -4,9 +4,11 @@ faceted by its columns), and networks. Nothing here reads a sweep's files (see `
 from __future__ import annotations
 
 import difflib
-from collections import Counter
-
+import textwrap
+from numbers import Number
 import numpy as np
+
+from ._plot_network import KIND_STYLES, diode_marks, edge_paths, k_label, kind_handles, label_offset, layout, legend_rows
 
 #: Metrics plotted on a log axis (they span decades); others are linear.
 LOG_METRICS = ("loss", "normalized_loss", "test_loss")
@@ -37,6 +39,89 @@ def _label_of(name, value) -> str:
     return f"{name}={value:g}" if isinstance(value, (float, np.floating)) else f"{name}={value}"
 
 
+def _hue_label(hue: list[str], key: tuple) -> str:
+    """`p=0.5, rule=...`; a column with no value on these rows (e.g. `learning_rate` on
+    coupled learning's) is left out, and a key with none at all is `(no learning_rate)`."""
+    parts = [_label_of(h, v) for h, v in zip(hue, key) if v is not None]
+    return ", ".join(parts) if parts or not hue else f"(no {', '.join(hue)})"
+
+
+def _failed(runs: int) -> str:
+    return f" ({runs} failed run{'s' * (runs != 1)} not drawn)" if runs else ""
+
+
+def _where(table, column: str | None, value) -> np.ndarray:
+    """The rows of one facet's value (all rows without a facet column)."""
+    return np.ones(len(table), bool) if column is None else (table[column] == value).to_numpy()
+
+
+def _key(key) -> tuple:
+    """A groupby key as a tuple, NaN as None (NaN != NaN, so a NaN key would match no other)."""
+    key = key if isinstance(key, tuple) else (key,)
+    return tuple(None if isinstance(v, (float, np.floating)) and v != v else v for v in key)
+
+
+def _order(key: tuple) -> list:
+    """Sorts hue keys column by column: numbers ascending, then text, then no value (a column
+    may hold both, e.g. a batch size or "full")."""
+    return [(v is None, not isinstance(v, Number), v if isinstance(v, Number) else str(v)) for v in key]
+
+
+def _curves(part, x: str, y: str, hue: list[str], logx: bool) -> dict:
+    """One facet's curves: `{hue key: (quartiles by x, runs drawn, failed runs)}`, over the
+    completed runs (a failed run leaving the median midway would bend the curve)."""
+    out = {}
+    for key, curves in part.groupby(hue, dropna=False, sort=True) if hue else [((), part)]:
+        if logx:
+            curves = curves[curves[x] > 0]
+        failed = 0
+        if "status" in curves.columns and "run" in curves.columns:
+            failed = curves[curves.status == "failed"].run.nunique()
+            curves = curves[curves.status == "ok"]
+        n = curves.run.nunique() if "run" in curves.columns else int(curves.groupby(x)[y].count().max() if len(curves) else 0)
+        out[_key(key)] = (curves.groupby(x)[y].quantile([0.25, 0.5, 0.75]).unstack(), n, failed)
+    return out
+
+
+def _share_y(facets: list[dict], log: bool) -> bool:
+    """Whether one y range suits every facet: unless the facets' joint range (quartile bands)
+    is wider than some facet's own by more than a decade on a log axis, or tenfold on a linear
+    one, which would squash that facet into a sliver."""
+    spans = []
+    for facet in facets:
+        values = np.concatenate([s.to_numpy().ravel() for s, _, _ in facet.values()] or [np.zeros(0)])
+        values = values[np.isfinite(values) & (values > 0)] if log else values[np.isfinite(values)]
+        if values.size:
+            values = np.log10(values) if log else values
+            spans.append((values.min(), values.max()))
+    if len(spans) < 2:
+        return True
+    low, high = np.array(spans).T
+    joint, own = high.max() - low.min(), high - low
+    return bool(np.all(joint - own <= 1.0)) if log else bool(np.all(joint <= 10 * own))
+
+
+def _colours(keys: list) -> dict:
+    """One colour per hue key, the same in every facet: tab10 for up to 10 keys, tab20 up to
+    20, else evenly along viridis."""
+    from matplotlib import colormaps
+
+    if len(keys) <= 20:
+        palette = colormaps["tab10" if len(keys) <= 10 else "tab20"].colors
+    else:
+        palette = colormaps["viridis"](np.linspace(0, 1, len(keys)))
+    return {key: palette[i] for i, key in enumerate(keys)}
+
+
+def _count(facet: dict) -> str:
+    """`n = 6 runs per curve` (a range where the curves differ), and the failed runs left out."""
+    ns = sorted({n for _, n, _ in facet.values()}) or [0]
+    text = f"n = {ns[0]}" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]}"
+    text += " runs per curve" if len(facet) > 1 else " runs"
+    failed = sum(f for _, _, f in facet.values())
+    return text + (f", {failed} failed not drawn" if failed else "")
+
+
 def plot_curves(
     table,
     path: str,
@@ -48,7 +133,7 @@ def plot_curves(
     row: str | None = None,
     title: str | None = None,
     logx: bool = False,
-    sharey: bool = True,
+    sharey: bool | None = None,
     grid_columns: tuple[str, ...] = (),
 ):
     """Learning curves of a loaded results table to a PNG (what `jn.plot_sweep` draws; see it
@@ -66,112 +151,59 @@ def plot_curves(
     plt = pyplot()
     if table[y].isna().all():
         raise ValueError(f"column {y!r} holds no values in this sweep (e.g. accuracy needs a classification task).")
-    facets = [c for c in (col, row) if c]
     if hue is None:
-        hue = [c for c in grid_columns if c in table.columns and c not in facets and table[c].nunique(dropna=False) > 1]
+        hue = [c for c in grid_columns if c in table.columns and c not in (col, row) and table[c].nunique(dropna=False) > 1]
     hue = [hue] if isinstance(hue, str) else list(hue)
     col_values = sorted(table[col].dropna().unique(), key=str) if col else [None]
     row_values = sorted(table[row].dropna().unique(), key=str) if row else [None]
+    facets = {(i, j): _curves(table[_where(table, col, cv) & _where(table, row, rv)], x, y, hue, logx)
+              for i, rv in enumerate(row_values) for j, cv in enumerate(col_values)}
+    keys = sorted({key for facet in facets.values() for key in facet}, key=_order)
+    colours = _colours(keys)
+    if sharey is None:
+        sharey = _share_y(list(facets.values()), y in LOG_METRICS)
     fig, axes = plt.subplots(len(row_values), len(col_values), squeeze=False, sharex=True, sharey=sharey,
-                             figsize=(4.2 * len(col_values) + 1.2, 3.3 * len(row_values) + 0.6))
-    for i, rv in enumerate(row_values):
-        for j, cv in enumerate(col_values):
-            ax = axes[i][j]
-            part = table
-            if col:
-                part = part[part[col] == cv]
-            if row:
-                part = part[part[row] == rv]
-            groups = part.groupby(hue, dropna=False, sort=True) if hue else [((), part)]
-            for key, curves in groups:
-                key = key if isinstance(key, tuple) else (key,)
-                if logx:
-                    curves = curves[curves[x] > 0]
-                failed = 0
-                if "status" in curves.columns and "run" in curves.columns:
-                    # completed runs only: a failed run leaving the median midway would bend the curve
-                    failed = curves[curves.status == "failed"].run.nunique()
-                    curves = curves[curves.status == "ok"]
-                stats = curves.groupby(x)[y].quantile([0.25, 0.5, 0.75]).unstack()
-                label = ", ".join(_label_of(h, v) for h, v in zip(hue, key) if v is not None and v == v) or y
-                if failed:
-                    label += f" ({failed} failed runs not drawn)"
-                line, = ax.plot(stats.index, stats[0.5], label=label)
-                ax.fill_between(stats.index, stats[0.25], stats[0.75], color=line.get_color(), alpha=0.2, lw=0)
-            if y in LOG_METRICS:
-                ax.set_yscale("log")
-            if logx:
-                ax.set_xscale("log")
-            ax.set_title(", ".join(_label_of(n, v) for n, v in ((row, rv), (col, cv)) if n), fontsize=9)
-            if i == len(row_values) - 1:
-                ax.set_xlabel(LABELS.get(x, x))
-            if j == 0:
-                ax.set_ylabel(LABELS.get(y, y) + "\n(median, quartiles)")
-            ax.grid(alpha=0.3)
-            if len(ax.get_legend_handles_labels()[1]) > 1 or (hue and len(col_values) * len(row_values) > 1):
-                ax.legend(fontsize=8, loc="best")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+                             layout="constrained",
+                             figsize=(4.2 * len(col_values) + 1.2 + 1.6 * bool(hue), 3.3 * len(row_values) + 0.8))
+    for (i, j), facet in facets.items():
+        ax = axes[i][j]
+        for key, (stats, n, failed) in facet.items():
+            if stats.empty:
+                continue
+            ax.plot(stats.index, stats[0.5], color=colours[key],
+                    label=(_hue_label(hue, key) or y) + _failed(failed))
+            ax.fill_between(stats.index, stats[0.25], stats[0.75], color=colours[key], alpha=0.2, lw=0)
+        if y in LOG_METRICS:
+            ax.set_yscale("log")
+        if logx:
+            ax.set_xscale("log")
+        facet_label = ", ".join(_label_of(n, v) for n, v in ((row, row_values[i]), (col, col_values[j])) if n)
+        ax.set_title("\n".join(filter(None, (facet_label, _count(facet)))), fontsize=9)
+        if i == len(row_values) - 1:
+            ax.set_xlabel(LABELS.get(x, x))
+        if j == 0:
+            ax.set_ylabel(LABELS.get(y, y) + "\n(median, quartiles)")
+        ax.grid(alpha=0.3)
+    if hue:
+        _shared_legend(fig, facets, keys, colours, hue)
+    if title:  # wrapped to the figure's width (about 10 characters an inch)
+        fig.suptitle(textwrap.fill(title, int(10 * fig.get_figwidth())))
     fig.savefig(path, dpi=150)
     plt.close(fig)
     return fig
 
 
-def _layout(net) -> np.ndarray:
-    """`(N, 2)` node positions: the generator's, else a spectral layout (the Laplacian's 2nd and
-    3rd eigenvectors, which place nodes joined by edges near each other) relaxed by a few
-    force-directed steps (Fruchterman-Reingold), which part nodes the spectral layout stacks."""
-    if net.positions is not None:
-        return np.asarray(net.positions, float)
-    n = net.n_nodes
-    lap = np.zeros((n, n))
-    s, r = np.asarray(net.senders), np.asarray(net.receivers)
-    np.add.at(lap, (s, s), 1.0)
-    np.add.at(lap, (r, r), 1.0)
-    np.add.at(lap, (s, r), -1.0)
-    np.add.at(lap, (r, s), -1.0)
-    _, vectors = np.linalg.eigh(lap)
-    pos = vectors[:, 1:3] if n > 2 else np.stack([np.arange(n, dtype=float), np.zeros(n)], 1)
-    pos = pos / max(np.abs(pos).max(), 1e-12) + 1e-3 * np.random.default_rng(0).normal(size=(n, 2))
-    if n > 2000:  # the relaxation is O(N²) per step
-        return pos
-    ideal = 1.0 / np.sqrt(n)
-    for temperature in np.linspace(0.1, 0.005, 100):
-        delta = pos[:, None, :] - pos[None, :, :]
-        dist = np.maximum(np.linalg.norm(delta, axis=-1), 1e-6)
-        force = np.sum(delta / dist[..., None] * (ideal**2 / dist)[..., None], axis=1)  # repulsion
-        pull = (pos[s] - pos[r]) * np.linalg.norm(pos[s] - pos[r], axis=1, keepdims=True) / ideal  # springs
-        np.add.at(force, s, -pull)
-        np.add.at(force, r, pull)
-        length = np.maximum(np.linalg.norm(force, axis=1, keepdims=True), 1e-12)
-        pos = pos + force / length * np.minimum(length, temperature)
-    return pos
+def _shared_legend(fig, facets: dict, keys: list, colours: dict, hue: list[str]) -> None:
+    """One legend for the figure: an entry per hue key in its one colour, with the failed runs
+    it leaves out, summed over the facets."""
+    from matplotlib.lines import Line2D
 
-
-def _edge_paths(net, pos: np.ndarray) -> list[np.ndarray]:
-    """Each edge's polyline: a straight `(2, 2)` segment, or for edges in parallel (joining
-    the same pair of nodes) `(17, 2)` arcs bowed apart, symmetric about the straight line."""
-    s, r = np.asarray(net.senders), np.asarray(net.receivers)
-    pairs = [tuple(sorted(p)) for p in zip(s.tolist(), r.tolist())]
-    count, seen = Counter(pairs), Counter()
-    t = np.linspace(0.0, 1.0, 17)[:, None]
-    paths = []
-    for e, pair in enumerate(pairs):
-        a, b = pos[pair[0]], pos[pair[1]]
-        rank, seen[pair] = seen[pair], seen[pair] + 1
-        if count[pair] == 1:
-            paths.append(np.stack([pos[s[e]], pos[r[e]]]))
-            continue
-        normal = np.array([a[1] - b[1], b[0] - a[0]])  # |normal| = |b - a|
-        bow = 0.25 * (rank - (count[pair] - 1) / 2) * normal  # the arc's peak, off the line
-        control = (a + b) / 2 + 2 * bow  # a quadratic Bezier peaks halfway to its control point
-        paths.append((1 - t) ** 2 * a + 2 * t * (1 - t) * control + t**2 * b)
-    return paths
-
-
-#: Line styles of the element kinds, in `jn.KINDS` order.
-_KIND_STYLES = ("solid", (0, (4, 2)), (0, (1, 1.5)), (0, (5, 1.5, 1, 1.5)))
+    handles, labels = [], []
+    for key in keys:
+        failed = sum(facet[key][2] for facet in facets.values() if key in facet)
+        handles.append(Line2D([], [], color=colours[key]))
+        labels.append(_hue_label(hue, key) + _failed(failed))
+    fig.legend(handles, labels, loc="outside right center", fontsize=8)
 
 
 def plot_network(
@@ -190,12 +222,18 @@ def plot_network(
     **Arguments:**
 
     - `net`: the network; node positions from its generator (`net.positions`), else a spectral
-      layout. Parallel edges (joining the same two nodes) are drawn as arcs bowed apart. With `elements`, line style marks the kind (solid resistor, dashed diode, dotted
-      smooth diode, dash-dot transistor).
-    - `conductances`: `(E,)`; edge width grows with it (log scale when it spans a decade).
+      layout. Parallel edges (joining the same two nodes) are drawn as arcs bowed apart. With
+      `elements`, line style marks the kind (solid resistor, dashed diode, dotted smooth
+      diode, dash-dot transistor; a legend names those present), and a ▶| symbol at the middle
+      of each diode and smooth diode points from its anode (the edge's sender) to its cathode
+      (receiver).
+    - `conductances`: `(E,)`, the learned `k`; edge width grows with it (log scale when it
+      spans a decade). The colour bar says what it is: a conductance (S), or on transistors
+      the gate voltage (V).
     - `voltages`: optional `(N,)` node voltages (e.g. one example's free state, `jn.solve`);
       nodes are coloured by them.
-    - `task`: optional `Task` whose inputs, outputs and ground nodes are marked and labelled.
+    - `task`: optional `Task` whose inputs, outputs and ground nodes are marked and labelled
+      (labels set off from their markers, away from the network's centre).
     - `edge_color`: ``"conductance"`` or ``"current"`` (`|I_e|`, needs `voltages`).
     - `path`: write a PNG there; `ax`: draw into this matplotlib axes (else a new figure).
     - `title`: the axes' title.
@@ -224,22 +262,26 @@ def plot_network(
         fig, ax = plt.subplots(figsize=(6, 5))
     else:
         fig = ax.figure
-    pos = _layout(net)
+    pos = layout(net)
+    kinds = np.zeros(net.n_edges, int) if net.elements is None else np.asarray(net.elements.kind)
     if edge_color == "current":
         from ._states import edge_currents
 
         values, label = np.abs(np.asarray(edge_currents(net, k, voltages))), "|current| (A)"
     else:
-        values, label = k, "conductance k"
+        values, label = k, k_label(kinds)
     positive = k[k > 0]
     spread = positive.size and positive.max() / positive.min() > 10
     scale = np.log(np.maximum(k, positive.min())) if spread else k
     span = np.ptp(scale)
     width = 0.5 + 4.0 * (scale - scale.min()) / span if span > 0 else np.full(net.n_edges, 2.0)
-    kinds = np.zeros(net.n_edges, int) if net.elements is None else np.asarray(net.elements.kind)
-    lines = LineCollection(_edge_paths(net, pos), linewidths=width, cmap="viridis", linestyles=[_KIND_STYLES[c] for c in kinds])
+    paths = edge_paths(net, pos)
+    lines = LineCollection(paths, linewidths=width, cmap="viridis", linestyles=[KIND_STYLES[c] for c in kinds])
     lines.set_array(values)
     ax.add_collection(lines)
+    marks = diode_marks(paths, kinds)
+    if marks is not None:
+        ax.add_collection(marks)
     fig.colorbar(lines, ax=ax, label=label, fraction=0.046, pad=0.02)
     if voltages is None:
         ax.scatter(pos[:, 0], pos[:, 1], s=18, c="0.35", zorder=3)
@@ -252,15 +294,19 @@ def plot_network(
             ax.scatter(pos[nodes, 0], pos[nodes, 1], s=120, facecolors="none", edgecolors="k", marker=marker,
                        linewidths=1.2, zorder=4, label={"in": "inputs", "out": "outputs", "gnd": "ground"}[name])
             for i, node in enumerate(nodes):
-                ax.annotate(f"{name}{i if nodes.size > 1 else ''}", pos[node], xytext=(5, 5), textcoords="offset points",
-                            fontsize=8, zorder=5)
-        ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+                ax.annotate(f"{name}{i if nodes.size > 1 else ''}", pos[node], fontsize=8, zorder=5,
+                            bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.7), **label_offset(pos, node))
+        ax.margins(0.15)  # room for the labels of terminals on the rim
+    handles, columns = legend_rows(ax.get_legend_handles_labels()[0],
+                                   kind_handles(kinds) if net.elements is not None else [])
+    if handles:
+        ax.legend(handles=handles, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=columns, frameon=False)
     ax.set_aspect("equal")
     ax.autoscale()
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
-        ax.set_title(title, pad=22 if task is not None else 6)
+        ax.set_title(title, pad=6 + 18 * -(-len(handles) // max(columns, 1)))
     if path is not None:
         fig.savefig(path, dpi=150, bbox_inches="tight")
     return fig

@@ -2,6 +2,7 @@
 
     jaxnet sweep CONFIG.toml --out DIR [--fresh] [--retry-failed] [--quiet] [--set section.key=VALUE ...]
     jaxnet plot DIR [--x step] [--y normalized_loss] [--hue p] [--col rule] [--row task] [--out FILE]
+                    [--sharey | --no-sharey] [--logx] [--title TEXT]
     jaxnet reproduce --out DIR [--quick | --full | --smoke] [--claim 1|2|3|gd|all] [--quiet]
 
 On a CPU, `sweep` and `reproduce` expose every core as a JAX device (unless XLA_FLAGS already
@@ -101,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     plot.add_argument("--hue", action="append", help="config column with one curve per value (repeatable)")
     plot.add_argument("--col", help="config column to facet by, in columns")
     plot.add_argument("--row", help="config column to facet by, in rows")
+    plot.add_argument("--sharey", action=argparse.BooleanOptionalAction,
+                      help="one y range for all facets, or (--no-sharey) one each (default: shared unless "
+                           "the facets' ranges differ by more than a decade on a log axis, tenfold on a linear one)")
+    plot.add_argument("--logx", action="store_true", help="log x axis (points at x <= 0 left out)")
+    plot.add_argument("--title", help="the figure's title")
     plot.add_argument("--out", help="PNG path (default DIR/curves-<y>.png)")
     paper = commands.add_parser("reproduce", help="rerun the desynchronous-learning paper's claims; write a report")
     paper.add_argument("--out", required=True, help="output directory (report.md, claims.json, figures, sweeps/)")
@@ -146,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             jn.reproduce(args.out, scale=args.scale or "quick", claims=args.claim, quiet=args.quiet)
         else:
             out = args.out or os.path.join(args.dir, f"curves-{args.y}.png")
-            jn.plot_sweep(args.dir, out, x=args.x, y=args.y, hue=args.hue, col=args.col, row=args.row)
+            jn.plot_sweep(args.dir, out, x=args.x, y=args.y, hue=args.hue, col=args.col, row=args.row,
+                          sharey=args.sharey, logx=args.logx, title=args.title)
             print(out)
     except (ValueError, FileNotFoundError) as error:
         print(f"jaxnet: error: {error}", file=sys.stderr)

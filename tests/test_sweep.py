@@ -214,7 +214,7 @@ def test_sigkill_then_resume_and_two_processes_give_the_one_table(tmp_path):
     pd.testing.assert_frame_equal(jn.load_sweep(str(tmp_path / "two")), whole)
 
 
-def test_plot(small_sweep, tmp_path):
+def test_plot(small_sweep, tmp_path, monkeypatch, capsys):
     out, table = small_sweep
     path = str(tmp_path / "curves.png")
     jn.plot_sweep(table, path, x="edge_updates", hue="p", col="rule")
@@ -228,6 +228,20 @@ def test_plot(small_sweep, tmp_path):
     # a sweep's directory works too; the default hue is every grid column that varies: one curve per point
     labels = jn.plot_sweep(out, path).axes[0].get_legend_handles_labels()[1]
     assert len(labels) == 4 and all(label.startswith("rule=") for label in labels), labels
+    # the command line, every plot_sweep option: coupled learning and Adam facets, each its own y range
+    from jaxnet import cli
+
+    figures = []
+    real = jn.plot_sweep
+    monkeypatch.setattr(jn, "plot_sweep", lambda *args, **kwargs: figures.append(real(*args, **kwargs)))
+    assert cli.main(["plot", out, "--x", "edge_updates", "--hue", "p", "--col", "rule", "--no-sharey", "--logx",
+                     "--title", "Two rules", "--out", path]) == 0
+    assert capsys.readouterr().out.strip() == path and os.path.getsize(path) > 10_000
+    fig = figures[-1]
+    assert fig.get_suptitle() == "Two rules" and all(ax.get_xscale() == "log" for ax in fig.axes)
+    assert [ax.get_title() for ax in fig.axes] == ["rule=coupled_learning\nn = 6 runs per curve",
+                                                   "rule=gradient_descent\nn = 12 runs"]
+    assert fig.axes[0].get_ylim() != fig.axes[1].get_ylim()
 
 
 def test_demo_runs_on_the_engine(tmp_path, capsys):

@@ -19,12 +19,14 @@ def plot_sweep(
     row: str | None = None,
     title: str | None = None,
     logx: bool = False,
-    sharey: bool = True,
+    sharey: bool | None = None,
 ):
     """Learning curves of a sweep to a PNG: median over instances with the quartile band.
 
-    Curves are drawn over the completed runs; a curve whose runs include failed ones
-    (`status == "failed"`) says how many in its legend label.
+    Each value of `hue` has one colour in every facet, and the figure one legend. Curves are
+    drawn over the completed runs; each facet's title gives `n`, the runs behind each of its
+    curves, and how many failed runs (`status == "failed"`) it leaves out; the legend says
+    how many each hue value leaves out in all.
 
     **Arguments:**
 
@@ -36,7 +38,10 @@ def plot_sweep(
       that varies, except those used for `col` and `row`.
     - `col`, `row`: config columns to facet by.
     - `logx`: a log x axis (points at x <= 0 are left out), for runs whose lengths span decades.
-    - `sharey`: one y range for all facets (False: each facet its own, e.g. one per task).
+    - `sharey`: one y range for all facets (`True`) or each facet its own (`False`). Default
+      `None` decides from the data: shared, unless the facets' joint range (of their quartile
+      bands) is wider than some facet's own by more than a decade on a log axis (tenfold on a
+      linear one), as when gradient descent with Adam reaches 1e-12 and coupled learning 1e-3.
 
     **Returns:** the matplotlib `Figure`.
 
