@@ -253,7 +253,7 @@ def test_analyses_count_failed_runs_and_take_medians_over_the_completed(smoke_re
     desync = table[table.p == 0.5]
     sync_run, desync_run = int(table[table.p == 1].run.max()), int(desync.run.min())  # two networks
     failed = _fail(_fail(table, desync_run, 5), sync_run, 0)
-    numbers = analyze_claim1(failed, str(tmp_path))
+    numbers = analyze_claim1(failed, jn.load_sweep(os.path.join(sweeps, "claim1_ceiling")), str(tmp_path))
     for row in numbers["rows"]:
         assert row["failed_runs"] == 1 and row["loss_ratio"]["n"] == row["runs"] - 1
     by_p = {r["p"]: r for r in numbers["rows"]}
