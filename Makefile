@@ -19,7 +19,7 @@ demo: $(VENV)/.installed
 	$(BIN)/python -m jaxnet.demo
 
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q -n auto --dist loadfile tests
+	$(BIN)/python -m pytest -q -n auto --dist worksteal tests
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks

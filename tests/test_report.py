@@ -73,7 +73,7 @@ def _stuck(p, distinct, vs_sync):
 
 def _claim2(vs_sync, distinct_vs_sync, accuracy=0.5, ceiling=0.5):
     row = dict(rule="discrete", task="iris", runs=3, failed_runs=0, loss_ratio=q(0.6), at_bound=q(0.8),
-               test_accuracy=q(accuracy), loss_ratio_equal_steps=q(0.7), test_accuracy_equal_steps=q(0.4),
+               test_accuracy=q(accuracy), loss_ratio_equal_steps=q(0.7), test_accuracy_equal_steps=q(0.4), edge_updates=40.0,
                equal_steps=40)
     sweeps = _sweeps("claim2", kind="lab", n_nodes=None)
     sweeps["claim2"]["config"]["sweep"]["batch_size"] = 1
@@ -111,6 +111,14 @@ def test_claim2_iris_goals_follow_the_medians():
     text = differences(dict(scale="smoke", claims={"2": _claim2(q(1.0), q(1.0), ceiling=0.96)}))
     assert "a bias input at 1.0 V" in text and "128x conductance range" in text
     assert "gradient descent reaches test accuracy 0.96 [0.94, 0.98], above chance" in text
+
+
+def test_the_clock_sentence_follows_the_medians():
+    for full, word in ((0.93, "costs it accuracy"), (0.85, "does not cost it accuracy")):
+        discrete = [dict(family="desync", value=1.0, edge_updates=1000.0, test_accuracy=q(full))]
+        text = differences(dict(scale="quick", claims={"2": _claim2(q(1.0), q(1.0), accuracy=0.89, ceiling=0.96),
+                                                      "3": dict(discrete=discrete, sweeps=_sweeps("claim3_desync"))}))
+        assert f"reaches 0.89 [0.89, 0.89] on the hardware's one-example clock" in text and word in text
 
 
 def _claim3(loss_vs_sync, spread_ratio, loss_ratio):

@@ -257,6 +257,7 @@ def claim3_discrete(desync, minibatch, stuck_desync: list[dict], stuck_minibatch
             runs = final(everyone)
             measured = next(s for s in stuck if s[knob] == plain(value))
             rows.append(dict(family=family, value=plain(value), **counts(everyone),
+                             edge_updates=float((everyone.p * everyone.steps).max()),
                              loss_ratio=quartiles(runs.normalized_loss),
                              vs_sync=quartiles(runs.set_index("network_seed").normalized_loss / sync),
                              test_accuracy=quartiles(runs.test_accuracy),
