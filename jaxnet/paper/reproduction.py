@@ -58,16 +58,16 @@ SCALES: dict[str, dict[str, dict[str, Any]]] = {
                           "network.n_nodes": 16, "rule.p": [1.0, 0.5]},
         "claim3_minibatch": {"sweep.networks": 2, "sweep.seeds": 3, "sweep.steps": 20, "sweep.log_every": 5,
                              "network.n_nodes": 16, "sweep.batch_size": 2},
-        "claim3_discrete_desync": {"sweep.networks": 3, "sweep.steps": 20, "sweep.log_every": 10,
+        "claim3_discrete_desync": {"sweep.networks": 2, "sweep.steps": 10, "sweep.log_every": 5,
                                    "rule.p": [1.0, 0.5], "rule.n_states": 16},
-        "claim3_discrete_minibatch": {"sweep.networks": 3, "sweep.steps": 20, "sweep.log_every": 10,
+        "claim3_discrete_minibatch": {"sweep.networks": 2, "sweep.steps": 10, "sweep.log_every": 5,
                                       "sweep.batch_size": 2, "rule.n_states": 16},
         "cl_vs_gd": {"sweep.networks": 2, "network.n_nodes": 16, "sweep.steps": 20, "sweep.log_every": 5,
                      "rule.eta": [1e-3, 1e-1]},
     },
 }
 #: The K_eff study's settings per scale (`keff.STUDY`'s entries overridden; `full` is the study).
-KEFF = {"full": {"n_nodes": (64, 128)}, "quick": {}, "smoke": {"n_nodes": (12,), "steps": 10, "every": 5}}
+KEFF = {"full": {"n_nodes": (64, 128)}, "quick": {}, "smoke": {"n_nodes": (12,), "steps": 6, "every": 3, "dtypes": ("float32",)}}
 #: Runs per (task, p) whose whole trajectory is recorded for the stuck-state measures.
 TRAJECTORIES = {"full": 64, "quick": 16, "smoke": 2}
 
