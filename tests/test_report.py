@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jaxnet import spread_over_keys
-from jaxnet.paper import analysis, report
+from jaxnet.paper import analysis, keff, report
 from jaxnet.paper.differences import differences
 from jaxnet.paper.words import MARGIN, RULE, compare, fmt
 
@@ -186,3 +186,24 @@ def test_differences_quote_the_scale_that_ran(scale, n_nodes, sizes, n_states, n
     assert f"potentiometers of {n_states} taps" in text and "16 edges, randomly wired with three hidden nodes" in text
     assert f"{128 if n_states == 16 else 16} taps" not in text
     assert f"This run (`--{scale}`) has {instances} instances (networks x seeds) per grid point" in text
+
+
+def _keff_runs(several, at_bound_free):
+    def run(outputs, bounds, cos_c, edges_at_bound, free):
+        median = dict(cos_cl_limit_vs_neg_grad_keff_weighted_error_all_edges=1.0,
+                      cos_cl_limit_vs_neg_grad_loss_all_edges=cos_c,
+                      cos_cl_step_vs_neg_grad_loss_all_edges=0.2 if edges_at_bound else cos_c,
+                      cos_cl_step_vs_neg_grad_loss_free_edges=free)
+        return dict(outputs=outputs, bounds=bounds, max_edges_at_bound=edges_at_bound, median=median)
+    return {"keff_vs_gradient": dict(runs=[run(2, "wide", several, 0, several), run(1, "wide", 1.0, 0, 1.0),
+                                           run(2, "tight", 0.99, 40, at_bound_free)])}
+
+
+def test_keff_findings_follow_the_cosines():
+    weighted = keff.findings(_keff_runs(0.6, 0.99))
+    assert "against -∇C it is 0.6 [0.6, 0.6] with several outputs, below 1" in weighted
+    assert "is what separates it from gradient descent" in weighted
+    assert "0.2 [0.2, 0.2] over all edges, below 1, and 0.99 [0.99, 0.99] over the edges not at a bound, the same" in weighted
+    parallel = keff.findings(_keff_runs(0.999, 0.5))
+    assert "with several outputs, the same as 1" in parallel and "separates it" not in parallel
+    assert "0.5 [0.5, 0.5] over the edges not at a bound, below 1" in parallel

@@ -251,26 +251,30 @@ def findings(numbers: dict) -> str:
     def over(name, where):
         return quartiles([r["median"][name] for r in runs if where(r)])
 
-    weighted = over("cos_cl_limit_vs_neg_grad_keff_weighted_error_all_edges", lambda r: True)
-    several = over("cos_cl_limit_vs_neg_grad_loss_all_edges", lambda r: r["outputs"] > 1)
-    single = over("cos_cl_limit_vs_neg_grad_loss_all_edges", lambda r: r["outputs"] == 1)
-    tight = [r for r in runs if r["bounds"] == "tight"]
-    step_all = over("cos_cl_step_vs_neg_grad_loss_all_edges", lambda r: r["bounds"] == "tight")
-    step_free = over("cos_cl_step_vs_neg_grad_loss_free_edges", lambda r: r["bounds"] == "tight")
-    wide_at_bound = max((r["max_edges_at_bound"] for r in runs if r["bounds"] == "wide"), default=0)
+    def wide(r):  # the rule's own bounds: few edges, if any, reach them
+        return r["bounds"] == "wide"
+
+    weighted = over("cos_cl_limit_vs_neg_grad_keff_weighted_error_all_edges", wide)
+    several = over("cos_cl_limit_vs_neg_grad_loss_all_edges", lambda r: wide(r) and r["outputs"] > 1)
+    single = over("cos_cl_limit_vs_neg_grad_loss_all_edges", lambda r: wide(r) and r["outputs"] == 1)
+    bounded = [r for r in runs if r["max_edges_at_bound"] > 0]
+    step_all = over("cos_cl_step_vs_neg_grad_loss_all_edges", lambda r: r["max_edges_at_bound"] > 0)
+    step_free = over("cos_cl_step_vs_neg_grad_loss_free_edges", lambda r: r["max_edges_at_bound"] > 0)
     said = {"lower": "below 1", "the same": "the same as 1", "higher": "above 1", "not measured": "not measured"}
-    text = (f"**The two reasons, separated** ({len(runs)} runs of the study above; cosines against 1 by the report's "
-            f"rule, quartiles over runs). *The clamp:* the eta -> 0 update against -∇W (K_eff frozen) has cosine "
-            f"{fmt(weighted, 4)}, {said[compare(weighted)]}; against -∇C it is {fmt(several, 4)} with several "
-            f"outputs, {said[compare(several)]}, and {fmt(single, 4)} for the single-output control (K_eff a "
-            f"scalar), {said[compare(single)]}.")
+    text = (f"**The two reasons, separated** (the study above; cosines against 1 by the report's rule, quartiles "
+            f"over its runs). *The clamp*, on the runs with the rule's own (wide) bounds: the eta -> 0 update "
+            f"against -∇W (K_eff frozen) has cosine {fmt(weighted, 4)}, {said[compare(weighted)]}; against -∇C it "
+            f"is {fmt(several, 4)} with several outputs, {said[compare(several)]}, and {fmt(single, 4)} for the "
+            f"single-output control (K_eff a scalar), {said[compare(single)]}.")
     if compare(weighted) == "the same":
-        text += (" So away from the bounds coupled learning descends the K_eff-weighted error W, not C"
+        text += (" So coupled learning descends the K_eff-weighted error W, not C"
                  + (", and the weighting by the network's output conductances is what separates it from gradient "
                     "descent." if compare(several) == "lower" and compare(single) == "the same" else "."))
-    if tight:
-        text += (f" *The bounds:* with tight bounds ({max(r['max_edges_at_bound'] for r in tight):.0f} edges at a "
-                 f"bound at most) the rule's clipped step against -∇C is {fmt(step_all, 4)} over all edges, "
-                 f"{said[compare(step_all)]}, and {fmt(step_free, 4)} over the edges not at a bound, "
-                 f"{said[compare(step_free)]}; with wide bounds {wide_at_bound:.0f} edges reached a bound.")
+    if bounded:
+        text += (f" *The bounds*, on the {len(bounded)} runs where edges reach a bound (up to "
+                 f"{max(r['max_edges_at_bound'] for r in bounded):.0f} edges): the rule's clipped step against -∇C is "
+                 f"{fmt(step_all, 4)} over all edges, {said[compare(step_all)]}, and {fmt(step_free, 4)} over the "
+                 f"edges not at a bound, {said[compare(step_free)]}.")
+    else:
+        text += " *The bounds:* no edge reached a bound in these runs."
     return text + "\n"
