@@ -23,6 +23,9 @@ def stuck_measures(states: Int[ArrayLike, "time edges"], window: int | None = No
     **Returns:** a dict, over the last `window` steps:
 
     - `distinct_states`: how many different network states (rows) the run visits.
+    - `distinct_per_step`: `distinct_states / window`, which compares windows of different
+      lengths (1: a state not seen before in the window at every step; a run stuck in a
+      cycle of c states scores about c / window).
     - `move_rate`: fraction of (edge, step) pairs in which the edge changes level.
     - `undo_fraction`: of the moves an edge makes after its first in the window, the fraction
       that reverse its previous move (1: every move is undone, the signature of a run
@@ -48,6 +51,7 @@ def stuck_measures(states: Int[ArrayLike, "time edges"], window: int | None = No
     ids = ids.reshape(-1)
     return dict(
         distinct_states=float(ids.max() + 1),
+        distinct_per_step=float(ids.max() + 1) / window,
         move_rate=float(np.mean(moves != 0)),
         undo_fraction=undone / pairs if pairs else float("nan"),
         cycle_length=float(_period(ids)),

@@ -119,7 +119,8 @@ class Task(eqx.Module):
             if x is None:
                 continue
             if x.ndim != 2 or x.shape[1] != n_in:
-                n_data, got = n_in - self.n_bias, (*x.shape[:-1], x.shape[-1] - self.n_bias) if x.ndim else x.shape
+                got = (x.shape[0], x.shape[1] - self.n_bias) if x.ndim == 2 else x.shape  # as given
+                n_data = n_in - self.n_bias
                 raise ValueError(f"x_{name} must have shape (examples, {n_data}) for {n_data} inputs; got {got}.")
             if y.ndim != 2 or y.shape[1] != n_out:
                 raise ValueError(f"y_{name} must have shape (examples, {n_out}) for {n_out} outputs; got {y.shape}.")
@@ -268,6 +269,12 @@ def iris_task(
         raise ValueError(f"n_train must be between 1 and 149; got {n_train}.")
     if encoding not in ("one_hot", "levels"):
         raise ValueError(f"encoding must be 'one_hot' or 'levels'; got {encoding!r}.")
+    if np.shape(levels) not in ((3,), (3, 1)):
+        raise ValueError(f"levels must hold one voltage per class (3); got shape {np.shape(levels)}.")
+    try:
+        bias = np.asarray(bias, float).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"bias must be voltages (a sequence of numbers); got {bias!r}.") from None
     k_nodes, k_split = jax.random.split(key)
     features, labels = load_iris()
     x = (features - features.min(0)) / (features.max(0) - features.min(0))
@@ -278,14 +285,13 @@ def iris_task(
     y = targets[labels]
     order = jax.random.permutation(k_split, 150)  # jnp indexing: vmappable over keys
     x, y = jnp.asarray(x)[order], jnp.asarray(y)[order]
-    bias = np.asarray(bias, float).reshape(-1)
     if terminals is None:
         terminals = random_terminals(k_nodes, net, 4 + bias.shape[0], targets.shape[1], 1)
     inputs, outputs, ground = (jnp.asarray(t, jnp.int32).reshape(-1) for t in terminals)
     if inputs.shape[0] != 4 + bias.shape[0] or outputs.shape[0] != targets.shape[1]:
         raise ValueError(f"terminals must hold {4 + bias.shape[0]} inputs (4 features, {bias.shape[0]} bias) and "
                          f"{targets.shape[1]} outputs for this encoding; got {inputs.shape[0]} and {outputs.shape[0]}.")
-    readout = readout or ("argmax" if encoding == "one_hot" else "nearest")
+    readout = ("argmax" if encoding == "one_hot" else "nearest") if readout is None else readout
     return Task(inputs[:4], outputs, ground, x[:n_train], y[:n_train], x[n_train:], y[n_train:], readout=readout,
                 class_targets=targets, bias_nodes=inputs[4:], bias_voltages=bias)
 

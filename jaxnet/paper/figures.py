@@ -98,10 +98,9 @@ def claim2(table, rows: list[dict], stuck: list[dict], out_dir: str) -> list[str
 
 def _plot_stuck(stuck: list[dict], rows: list[dict], path: str) -> None:
     plt = pyplot()
-    import matplotlib.ticker
 
-    panels = [("loss_ratio", "final C / C0", True),  # distinct states: small integer counts, a linear axis
-              ("distinct_states", "distinct network states\nin the last quarter", False),
+    panels = [("loss_ratio", "final C / C0", True),
+              ("distinct_per_step", "new network states per step\nin the last quarter", False),
               ("undo_fraction", "fraction of moves that\nundo the previous one", False),
               ("move_rate", "fraction of (edge, step)\nthat change level", False)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.4))
@@ -116,8 +115,6 @@ def _plot_stuck(stuck: list[dict], rows: list[dict], path: str) -> None:
         _log_x(ax, sorted({r["p"] for r in source}))
         if log:
             ax.set_yscale("log")
-        elif name == "distinct_states":
-            ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_xlabel("update probability p")
         ax.set_ylabel(label + "\n(median, quartiles)")
         ax.grid(alpha=0.3)

@@ -257,9 +257,12 @@ def findings(numbers: dict) -> str:
     weighted = over("cos_cl_limit_vs_neg_grad_keff_weighted_error_all_edges", wide)
     several = over("cos_cl_limit_vs_neg_grad_loss_all_edges", lambda r: wide(r) and r["outputs"] > 1)
     single = over("cos_cl_limit_vs_neg_grad_loss_all_edges", lambda r: wide(r) and r["outputs"] == 1)
+    # The bounds, where the clamp cannot matter if possible: single-output runs with edges at a bound.
     bounded = [r for r in runs if r["max_edges_at_bound"] > 0]
-    step_all = over("cos_cl_step_vs_neg_grad_loss_all_edges", lambda r: r["max_edges_at_bound"] > 0)
-    step_free = over("cos_cl_step_vs_neg_grad_loss_free_edges", lambda r: r["max_edges_at_bound"] > 0)
+    control = [r for r in bounded if r["outputs"] == 1]
+    bounded, kind = (control, "single-output ") if control else (bounded, "")
+    step_all = quartiles([r["median"]["cos_cl_step_vs_neg_grad_loss_all_edges"] for r in bounded])
+    step_free = quartiles([r["median"]["cos_cl_step_vs_neg_grad_loss_free_edges"] for r in bounded])
     said = {"lower": "below 1", "the same": "the same as 1", "higher": "above 1", "not measured": "not measured"}
     text = (f"**The two reasons, separated** (the study above; cosines against 1 by the report's rule, quartiles "
             f"over its runs). *The clamp*, on the runs with the rule's own (wide) bounds: the eta -> 0 update "
@@ -271,7 +274,7 @@ def findings(numbers: dict) -> str:
                  + (", and the weighting by the network's output conductances is what separates it from gradient "
                     "descent." if compare(several) == "lower" and compare(single) == "the same" else "."))
     if bounded:
-        text += (f" *The bounds*, on the {len(bounded)} runs where edges reach a bound (up to "
+        text += (f" *The bounds*, on the {len(bounded)} {kind}runs where edges reach a bound (up to "
                  f"{max(r['max_edges_at_bound'] for r in bounded):.0f} edges): the rule's clipped step against -∇C is "
                  f"{fmt(step_all, 4)} over all edges, {said[compare(step_all)]}, and {fmt(step_free, 4)} over the "
                  f"edges not at a bound, {said[compare(step_free)]}.")
