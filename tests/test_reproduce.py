@@ -24,7 +24,7 @@ pytestmark = pytest.mark.timeout(900)
 def test_stuck_measures_on_hand_made_cycles():
     period2 = np.array([[0, 5], [1, 5]] * 20)  # edge 0 goes up, down, up, ...; edge 1 never moves
     m = jn.stuck_measures(period2, window=20)
-    assert m == dict(distinct_states=2.0, move_rate=0.5, undo_fraction=1.0, cycle_length=2.0)
+    assert m == dict(distinct_states=2.0, distinct_per_step=0.1, move_rate=0.5, undo_fraction=1.0, cycle_length=2.0)
 
     # a 3-cycle: (0,0) -> (1,0) -> (1,1) -> (0,0): each edge's moves alternate up and down
     period3 = np.array([[0, 0], [1, 0], [1, 1]] * 20)
