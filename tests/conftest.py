@@ -15,8 +15,9 @@ jax.config.update("jax_enable_compilation_cache", False)  # and off in this proc
 
 # A worker process that dies (not a test that fails) runs its test once more, on a fresh worker.
 # jaxlib 0.9.2's XLA CPU compiler now and then aborts or segfaults the whole process while
-# compiling (seen in about one full run in three on 2 cores, in a different test each time, with
-# no jaxnet frame at fault); `make test` uses xdist's worksteal scheduler, which can reschedule.
+# compiling (once in each of five full runs on 2 cores in one session, in a different test each
+# time, with no jaxnet frame at fault); `make test` uses xdist's worksteal scheduler, which can
+# reschedule.
 # The summary counts such tests as "rerun"; a test that fails is never rerun.
 _CRASHED: set[str] = set()
 
