@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
+from ._checks import check_conductances, check_no_floating, is_concrete
 from ._elements import Elements
 from ._network import Network, edge_drops, outflow
 from ._nonlinear import boundary_of, equilibrium
@@ -339,6 +340,9 @@ def effective_conductance(
     **Arguments:** `net`; `task` (its `inputs`, `outputs`, `ground`); `conductances` `(E,)`
     (siemens); `method` the solver path or a `jn.Solver`.
     **Returns:** `(n_out, n_out)` in the conductances' dtype (NaN if the solve fails).
+
+    **Raises:** `ValueError` for concrete bad input, as `solve` does: a terminal out of range, a
+    negative or non-finite conductance, a node left floating.
     """
     if not net.linear:
         raise ValueError("effective_conductance is the Schur complement of the Laplacian of a linear "
@@ -348,6 +352,10 @@ def effective_conductance(
     if k.shape != (net.n_edges,):
         raise ValueError(f"conductances must have shape ({net.n_edges},) (one per edge); got {k.shape}.")
     held = jnp.concatenate([task.inputs, task.ground, task.outputs])
+    if is_concrete(k, held, net.senders):  # the checks `solve` makes, on the same helpers
+        task.check(net)
+        check_conductances(net, k)
+        check_no_floating(net, k, held)
     free = free_mask(net, held, k.dtype)
-    response, _ = solve_system(net, k, free, unit_rhs(net, k, free, task.outputs), method=method)
+    response, _ = solve_system(net, k, free, unit_rhs(net, k, free, task.outputs), method=method)  # NaN if failed
     return laplacian_apply(net, k, response)[task.outputs]

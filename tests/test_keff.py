@@ -107,6 +107,16 @@ def test_effective_conductance_refuses_nonlinear_networks():
         jn.effective_conductance(net, jn.Task(INPUTS, OUTPUTS, GROUND, X, Y), jnp.asarray(K))
 
 
+def test_effective_conductance_refuses_bad_input_as_solve_does():
+    net, task, _, k = network_task(jnp.float32)
+    with pytest.raises(ValueError, match="negative"):
+        jn.effective_conductance(net, task, k.at[0].set(-1.0))
+    with pytest.raises(ValueError, match="out of range"):
+        jn.effective_conductance(net, jn.Task(INPUTS, [N + 3, OUTPUTS[1]], GROUND, X, Y), k)
+    with pytest.raises(ValueError, match="shape"):
+        jn.effective_conductance(net, task, k[:-1])
+
+
 def test_clamped_extra_power_is_eta_squared_e_keff_e(dtype):
     net, task, physics, k = network_task(dtype)
     keff_np = numpy_keff(K, OUTPUTS)
