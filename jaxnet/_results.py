@@ -47,7 +47,8 @@ class RESULTS(eqxi.Enumeration):
                  "floating (no path of positive conductance to a fixed node)")
     singular = ("the system is singular (a pivot of the elimination vanished): a node is floating, with no "
                 "path of positive conductance to a fixed node (a conductance too small for the precision "
-                "to hold counts as zero)")
+                "to hold counts as zero; a node whose conductances sum past the precision's largest number, about 3e38 "
+                "in float32, overflows and fails the same way)")
     dense_residual = "the dense solve's backward error is above the tolerance"
     cg_residual = "CG did not reach the tolerance within its iteration cap (jn.Solver(max_steps=...))"
     newton = "Newton did not converge: a free node's current imbalance is above its tolerance"
@@ -60,7 +61,7 @@ class RESULTS(eqxi.Enumeration):
     bad_rule_output = ("the rule returned conductances that are not finite and positive (a rule must "
                        "keep k in (0, inf): clip it)")
     bad_hyperparameter = ("a rule hyperparameter is out of its range (alpha, eta, beta > 0; p in [0, 1]; "
-                          "0 < k_min < k_max; threshold and noise >= 0)")
+                          "0 < k_min < k_max; threshold and noise >= 0; in float32 a k_min below 1.2e-38 flushes to 0)")
     bad_examples = "the task's examples hold a non-finite value (NaN or inf)"
 
 
