@@ -117,7 +117,7 @@ def _count(facet: dict) -> str:
     """`n = 6 runs per curve` (a range where the curves differ), and the failed runs left out."""
     ns = sorted({n for _, n, _ in facet.values()}) or [0]
     text = f"n = {ns[0]}" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]}"
-    text += " runs per curve" if len(facet) > 1 else " runs"
+    text += (" run" if ns[-1] == 1 else " runs") + (" per curve" if len(facet) > 1 else "")
     failed = sum(f for _, _, f in facet.values())
     return text + (f", {failed} failed not drawn" if failed else "")
 
