@@ -258,8 +258,9 @@ def plot_network(
     if edge_color == "current" and voltages is None:
         raise ValueError("edge_color='current' needs voltages.")
     plt = pyplot()
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 5))
+    own_figure = ax is None
+    if own_figure:
+        fig, ax = plt.subplots(figsize=(6.4, 5.4), layout="constrained")
     else:
         fig = ax.figure
     pos = layout(net)
@@ -299,14 +300,16 @@ def plot_network(
         ax.margins(0.15)  # room for the labels of terminals on the rim
     handles, columns = legend_rows(ax.get_legend_handles_labels()[0],
                                    kind_handles(kinds) if net.elements is not None else [])
-    if handles:
+    if handles and own_figure:  # above everything, the colour bars included, with room made for it
+        fig.legend(handles=handles, fontsize=8, loc="outside upper center", ncol=columns, frameon=False)
+    elif handles:
         ax.legend(handles=handles, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=columns, frameon=False)
     ax.set_aspect("equal")
     ax.autoscale()
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
-        ax.set_title(title, pad=6 + 18 * -(-len(handles) // max(columns, 1)))
+        ax.set_title(title, pad=6 if own_figure else 6 + 18 * -(-len(handles) // max(columns, 1)))
     if path is not None:
         fig.savefig(path, dpi=150, bbox_inches="tight")
     return fig

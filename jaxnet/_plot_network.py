@@ -81,12 +81,13 @@ def kind_handles(kinds: np.ndarray) -> list:
             for c in np.unique(kinds)]
 
 
-def legend_rows(*rows: list) -> tuple[list, int]:
-    """Legend handles that lay each of `rows` out on a row of its own (a legend fills its
-    columns first), padded with blank entries, and the number of columns."""
+def legend_rows(*rows: list, most: int = 3) -> tuple[list, int]:
+    """Legend handles that lay each of `rows` out on rows of its own, at most `most` entries
+    to a row (so a legend stays narrower than its figure; a legend fills its columns first),
+    padded with blank entries, and the number of columns."""
     from matplotlib.lines import Line2D
 
-    rows = [row for row in rows if row]
+    rows = [row[i:i + most] for row in rows for i in range(0, len(row), most)]
     columns = max(map(len, rows), default=1)
     blank = Line2D([], [], alpha=0, label=" ")
     padded = [row + [blank] * (columns - len(row)) for row in rows]

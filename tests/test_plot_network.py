@@ -60,9 +60,16 @@ def test_plot_network_names_the_element_kinds_and_points_each_diode_from_anode_t
     net = jn.Network.from_edges([[0, 1], [2, 1], [1, 3], [0, 3], [2, 3], [1, 0]],
                                 positions=[[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [1.0, 1.0]])
     kinds = ["diode", "diode", "smooth_diode", "resistor", "transistor", "diode"]
-    ax = jn.plot_network(net.with_elements(jn.Elements.from_kinds(kinds)), np.ones(6)).axes[0]
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["resistor", "diode (anode → cathode)", "smooth diode (anode → cathode)", "transistor"]
+    fig = jn.plot_network(net.with_elements(jn.Elements.from_kinds(kinds)), np.ones(6))
+    ax, (legend,) = fig.axes[0], fig.legends
+    names = [t.get_text() for t in legend.get_texts() if t.get_text().strip()]
+    assert sorted(names) == sorted(["resistor", "diode (anode → cathode)", "smooth diode (anode → cathode)", "transistor"])
+    # The legend lies inside the figure, clear of the axes and of the colour bar.
+    fig.canvas.draw()
+    box, renderer = legend.get_window_extent(), fig.canvas.get_renderer()
+    assert fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1)
+    for other in (ax, fig.axes[1]):  # the axes, the colour bar
+        assert not box.overlaps(other.get_tightbbox(renderer))
     (symbols,) = [c for c in ax.collections if c.get_gid() == "diode symbols"]
     triangles = [p.vertices[:3] for p in symbols.get_paths()[::2]]  # each diode: a triangle, then a bar
     assert len(triangles) == 4  # diodes and the smooth diode, not the resistor or the transistor
