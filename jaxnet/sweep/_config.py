@@ -176,7 +176,8 @@ def load_config(source: str | dict, overrides: dict[str, Any] | None = None) -> 
     **Raises:** `ConfigError` (a `ValueError`) naming the section, the key and what is allowed:
     an unknown section or key (with the closest valid name), a value out of range, an unknown
     kind, an empty list, a list for a key that is not a grid axis, a key the kind does not use,
-    a missing required key, a mini-batch larger than the training set.
+    a missing required key, a rule its class refuses (e.g. `k_min >= k_max`), a mini-batch
+    larger than the training set.
 
     ```python
     config = jn.load_config("examples/quick.toml", {"sweep.steps": 200})
@@ -190,11 +191,11 @@ def load_config(source: str | dict, overrides: dict[str, Any] | None = None) -> 
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"the config is not valid TOML: {error}") from None
-    sections_all = tuple(schema())
+    known = tuple(schema())
     for section in raw:
-        if section not in sections_all:
-            close = difflib.get_close_matches(section, sections_all, n=1)
-            hint = f" Did you mean [{close[0]}]?" if close else f" Sections: {', '.join(sections_all)}."
+        if section not in known:
+            close = difflib.get_close_matches(section, known, n=1)
+            hint = f" Did you mean [{close[0]}]?" if close else f" Sections: {', '.join(known)}."
             raise ConfigError(f"unknown section [{section}].{hint}")
     rules = raw.get("rule")
     if rules is None:
@@ -203,11 +204,11 @@ def load_config(source: str | dict, overrides: dict[str, Any] | None = None) -> 
     sections = {s: dict(raw.get(s, {})) for s in ("sweep", "network", "task")}
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
-        if section not in sections_all or not key:
-            close = difflib.get_close_matches(section, sections_all, n=1) if key else []
+        if section not in known or not key:
+            close = difflib.get_close_matches(section, known, n=1) if key else []
             hint = f" Did you mean '{close[0]}.{key}'?" if close else ""
             raise ConfigError(f"override '{dotted}' must be 'section.key' with section one of "
-                              f"{', '.join(sections_all)}.{hint}")
+                              f"{', '.join(known)}.{hint}")
         tables = rules if section == "rule" else [sections[section]]
         kinds = kinds_using("rule", key) if section == "rule" and key in schema()["rule"] else None
         if kinds is not None:
