@@ -7,7 +7,8 @@ on concrete values (`is_concrete`); under `jit`/`vmap` the in-graph checks
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -38,29 +39,53 @@ def connected_components(edges: np.ndarray, n_nodes: int) -> np.ndarray:
     return scipy.sparse.csgraph.connected_components(adjacency, directed=False)[1]
 
 
-#: Constraints a hyperparameter may declare: the test (NaN fails it) and how to say it.
+class Interval(NamedTuple):
+    """A range of real values; `low_closed`, `high_closed` say whether the ends belong to it."""
+
+    low: float
+    high: float
+    low_closed: bool = False
+    high_closed: bool = False
+
+    def contains(self, v):
+        """Elementwise: whether `v` lies in the range (NaN does not; NumPy or traced JAX arrays)."""
+        above = v >= self.low if self.low_closed else v > self.low
+        below = True if math.isinf(self.high) else (v <= self.high if self.high_closed else v < self.high)
+        return above & below
+
+    def __str__(self):
+        return f"{'[' if self.low_closed else '('}{self.low:g}, {self.high:g}{']' if self.high_closed else ')'}"
+
+    def says(self) -> str:
+        """The range as a requirement: "must be > 0", "must lie in [0, 1]"."""
+        if math.isinf(self.high):
+            return f"must be {'>=' if self.low_closed else '>'} {self.low:g}"
+        return f"must lie in {self}"
+
+
+#: Constraints a hyperparameter may declare (`Rule.constraints`), each declared once: the eager
+#: check, the traced check and the sweep config's validation all read these ranges.
 CONSTRAINTS = {
-    "positive": (lambda v: v > 0, "must be > 0"),
-    "non_negative": (lambda v: v >= 0, "must be >= 0"),
-    "probability": (lambda v: (v >= 0) & (v <= 1), "must lie in [0, 1]"),
+    "positive": Interval(0.0, math.inf),
+    "non_negative": Interval(0.0, math.inf, low_closed=True),
+    "probability": Interval(0.0, 1.0, low_closed=True, high_closed=True),
+    "fraction": Interval(0.0, 1.0, low_closed=True),
 }
 
 
 def check_constraint(name: str, value, kind: str) -> None:
     """Raise `ValueError` unless `value` meets the constraint `kind` (skipped for traced values)."""
-    test, says = CONSTRAINTS[kind]
-    if is_concrete(value) and not np.all(test(np.asarray(value))):
-        raise ValueError(f"{name} {says}; got {value}.")
+    if is_concrete(value) and not np.all(CONSTRAINTS[kind].contains(np.asarray(value))):
+        raise ValueError(f"{name} {CONSTRAINTS[kind].says()}; got {value}.")
 
 
 def violates(value, kind: str):
     """Traced: True when `value` breaks the constraint `kind` (what `check_constraint` tests)."""
-    return ~jnp.all(CONSTRAINTS[kind][0](jnp.asarray(value)))
+    return ~jnp.all(CONSTRAINTS[kind].contains(jnp.asarray(value)))
 
 
 def check_bounds(k_min, k_max) -> None:
-    """Raise `ValueError` unless 0 < k_min < k_max (skipped for traced values)."""
-    check_constraint("k_min", k_min, "positive")
+    """Raise `ValueError` unless k_min < k_max (skipped for traced values)."""
     if is_concrete(k_min, k_max) and not np.all(np.asarray(k_min) < np.asarray(k_max)):
         raise ValueError(f"k_min must be < k_max; got k_min={k_min}, k_max={k_max}.")
 

@@ -78,8 +78,11 @@ def test_code_blocks_run(page, tmp_path, monkeypatch, capsys):
     """Each page's Python blocks run in order in one namespace (as a reader runs them); its
     shell blocks of `jaxnet` commands run through the console script, at small sizes."""
     from jaxnet import cli
+    from jaxnet.sweep import _registry
 
     monkeypatch.chdir(tmp_path)
+    for section in _registry.KINDS:  # the kinds a page registers stay on its page
+        monkeypatch.setitem(_registry.KINDS, section, dict(_registry.KINDS[section]))
     namespace = {}
     for language, code, skip in code_blocks(page):
         if skip:

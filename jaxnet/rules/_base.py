@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -25,25 +26,37 @@ class Rule(eqx.Module):
     and returns in `TrainState`, so a run continues exactly where it stopped.
 
     `constraints` declares, once, the range of each hyperparameter field (`"positive"`,
-    `"non_negative"` or `"probability"`); a rule with `k_min`, `k_max` fields must have
-    `0 < k_min < k_max`. Concrete values are checked when the rule is built (`ValueError`);
-    traced ones (a rule built inside `vmap`) by `invalid`, which `train` turns into the
-    run's failure (`RESULTS.bad_hyperparameter`).
+    `"non_negative"`, `"probability"` ([0, 1]) or `"fraction"` ([0, 1))); a rule with `k_min`,
+    `k_max` fields must have `0 < k_min < k_max`. Concrete values are checked when the rule is
+    built (`ValueError`); traced ones (a rule built inside `vmap`) by `invalid`, which `train`
+    turns into the run's failure (`RESULTS.bad_hyperparameter`).
     """
 
     constraints: ClassVar[dict[str, str]] = {}
 
+    @classmethod
+    def field_constraints(cls) -> dict[str, str]:
+        """`{field: constraint}` of every constrained field (a name of `jaxnet._checks.CONSTRAINTS`):
+        `constraints`, and `k_min`, `k_max` positive for a rule with those fields. The eager
+        check, the traced check (`invalid`) and a sweep config's validation all read it."""
+        bounds = {"k_min": "positive", "k_max": "positive"} if cls._has_bounds() else {}
+        return {**cls.constraints, **bounds}
+
+    @classmethod
+    def _has_bounds(cls) -> bool:
+        return {"k_min", "k_max"} <= {f.name for f in dataclasses.fields(cls)}
+
     def __check_init__(self):
-        for name, kind in self.constraints.items():
+        for name, kind in self.field_constraints().items():
             check_constraint(name, getattr(self, name), kind)
-        if hasattr(self, "k_min"):
+        if self._has_bounds():
             check_bounds(self.k_min, self.k_max)
 
     def invalid(self) -> Bool[Array, ""]:
         """Whether a hyperparameter breaks its declared range (for traced values, in-graph)."""
-        bad = [violates(getattr(self, name), kind) for name, kind in self.constraints.items()]
-        if hasattr(self, "k_min"):
-            bad += [violates(self.k_min, "positive"), ~jnp.all(jnp.asarray(self.k_min) < jnp.asarray(self.k_max))]
+        bad = [violates(getattr(self, name), kind) for name, kind in self.field_constraints().items()]
+        if self._has_bounds():
+            bad.append(~jnp.all(jnp.asarray(self.k_min) < jnp.asarray(self.k_max)))
         return jnp.any(jnp.stack(bad)) if bad else jnp.array(False)
 
     @abc.abstractmethod

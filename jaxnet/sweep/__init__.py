@@ -3,6 +3,10 @@
 A layer above `train` that only expands, groups, batches, shards, saves and tabulates; the
 core knows nothing of it (no core module imports this package).
 
+- **Kinds.** Each network, task and rule kind is registered once, with its constructor and
+  its keys (`register_rule`, `register_network`, `register_task`; `_registry`, the built-in
+  kinds in `_kinds`); the config's keys (`schema()`), its checks and each run's construction
+  (`_build`) all read the registry.
 - **Expand.** `SweepConfig.points()` is the grid (`_config`). Each point runs on
   `networks x seeds` instances: network seed `i` gives the network and the task (terminals,
   data), the same at every grid point, so rules are compared on the same networks; training
@@ -27,8 +31,12 @@ from it (`from jaxnet.sweep import load_sweep`), not `import jaxnet.sweep as ...
 """
 
 from .._checkpoint import SweepError as SweepError
-from ._config import COLUMNS as COLUMNS, SCHEMA as SCHEMA, ConfigError as ConfigError, SweepConfig as SweepConfig
+from ._config import ConfigError as ConfigError, SweepConfig as SweepConfig, columns as columns
 from ._config import load_config as load_config
+from ._keys import REQUIRED as REQUIRED, Key as Key, boolean as boolean, choice as choice
+from ._keys import constrained as constrained, integer as integer, number as number
+from ._registry import Kind as Kind, register_network as register_network, register_rule as register_rule
+from ._registry import register_task as register_task, schema as schema
 from ._load import RunInputs as RunInputs, failure_summary as failure_summary, is_complete as is_complete
 from ._load import load_conductances as load_conductances, load_sweep as load_sweep, rebuild_run as rebuild_run
 from ._figures import plot_run_network as plot_run_network, plot_sweep as plot_sweep

@@ -5,80 +5,51 @@ both build from here, so they cannot disagree."""
 from __future__ import annotations
 
 import jax
-import optax
 
 from .. import rules as rules_module
-from .._generators import LAB_TERMINALS, disordered_network, lab_network, random_graph, square_lattice, triangular_lattice
 from .._network import Network
 from .._solver import Solver
-from .._tasks import allostery_task, iris_task, regression_task
-from ._config import SCHEMA, ConfigError
+from ._config import ConfigError
+from ._registry import kind_of, schema
 
-#: Grid keys that change the compiled program (a group of its own), by column name.
-STATIC = tuple(
-    (section if key == "kind" else key)
-    for section, keys in SCHEMA.items() for key, spec in keys.items() if spec.grid and spec.static
-)
-#: Grid keys that are traced (vmapped inside one program).
-TRACED = tuple(
-    key for section, keys in SCHEMA.items() for key, spec in keys.items() if spec.grid and not spec.static
-)
+
+def static_columns() -> tuple[str, ...]:
+    """Grid keys that change the compiled program (a group of its own), by column name."""
+    return tuple((section if key == "kind" else key)
+                 for section, keys in schema().items() for key, spec in keys.items() if spec.grid and spec.static)
+
+
+def traced_columns() -> tuple[str, ...]:
+    """Grid keys that are traced (vmapped inside one program)."""
+    return tuple(key for keys in schema().values() for key, spec in keys.items() if spec.grid and not spec.static)
+
+
+def network_task_columns() -> tuple[str, ...]:
+    """The static grid keys that decide a point's networks and tasks (points that share them
+    share those)."""
+    keys = schema()
+    return tuple(c for c in static_columns() if c in ("network", "task") or c in keys["network"] or c in keys["task"])
 
 
 def make_network(point: dict, key) -> Network:
-    """The network of a grid point for a network key (positions dropped: not needed to train)."""
-    kind = point["network"]
-    if kind == "disordered":
-        net = disordered_network(key, point["n_nodes"], point["coordination"])
-    elif kind == "square":
-        net = square_lattice(point["rows"], point["cols"])
-    elif kind == "triangular":
-        net = triangular_lattice(point["rows"], point["cols"])
-    elif kind == "lab":
-        return lab_network()
-    else:
-        net = random_graph(key, point["n_nodes"], point["n_edges"])
-    return Network(net.senders, net.receivers, net.n_nodes)
+    """The network of a grid point for a network key (its kind's registered constructor)."""
+    return kind_of("network", point["network"]).build(point, key)
 
 
 def make_task(point: dict, key, net: Network):
-    """The task of a grid point on `net` for a task key."""
-    kind = point["task"]
-    if kind == "regression":
-        return regression_task(key, net, n_train=point["n_train"], n_test=point["n_test"],
-                               random_matrix=point["random_matrix"])
-    if kind == "allostery":
-        return allostery_task(key, net, n_outputs=point["n_outputs"])
-    bias = () if point["bias"] == "none" else (float(point["bias"]),)
-    terminals = None
-    if point["network"] == "lab":
-        t = LAB_TERMINALS
-        terminals = (t["features"] + (t["bias"] if bias else ()), t["output"], t["ground"])
-    return iris_task(key, net, n_train=point["n_train"], encoding=point["encoding"], readout=point["readout"],
-                     bias=bias, terminals=terminals)
+    """The task of a grid point on `net` for a task key (its kind's registered constructor)."""
+    return kind_of("task", point["task"]).build(point, key, net)
 
 
 def make_rule(point: dict, hyper: dict, desync: bool = True):
-    """The rule of a grid point, its traced hyperparameters taken from `hyper` (arrays).
+    """The rule of a grid point, its traced hyperparameters taken from `hyper` (arrays), built by
+    its kind's registered constructor.
 
     Wrapped in `desync` with the traced `p` when `desync` (with `p = 1` that is exactly the
     synchronous rule, so a `p` grid stays in one compiled program); a group whose points all
-    have `p = 1` skips the wrapper and its per-step mask draws. Gradient descent's learning rate goes through
-    `optax.inject_hyperparams`, so it is traced too.
+    have `p = 1` skips the wrapper and its per-step mask draws.
     """
-    kind = point["rule"]
-    if kind == "coupled_learning":
-        rule = rules_module.coupled_learning(hyper["alpha"], hyper["eta"], hyper["k_min"], hyper["k_max"])
-    elif kind == "equilibrium_propagation":
-        rule = rules_module.equilibrium_propagation(hyper["alpha"], hyper["beta"], point["centered"], hyper["k_min"],
-                                                    hyper["k_max"])
-    elif kind == "discrete":
-        rule = rules_module.discrete(
-            hyper["eta"], point["n_states"], hyper["k_min"], hyper["k_max"], spacing=point["spacing"],
-            threshold=hyper["threshold"], offset_std=hyper["offset_std"], noise_std=hyper["noise_std"])
-    else:
-        optimizer = optax.inject_hyperparams({"sgd": optax.sgd, "adam": optax.adam}[point["optimizer"]])
-        rule = rules_module.gradient_descent(optimizer(learning_rate=hyper["learning_rate"]), hyper["k_min"], hyper["k_max"])
+    rule = kind_of("rule", point["rule"]).build({**point, **hyper})
     return rules_module.desync(rule, hyper["p"]) if desync else rule
 
 

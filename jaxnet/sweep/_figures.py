@@ -4,7 +4,7 @@ after training. The sweep's files are read here; `jaxnet._plot` draws what it is
 from __future__ import annotations
 
 from .._plot import plot_before_after, plot_curves
-from ._config import COLUMNS
+from ._config import columns
 from ._load import load_conductances, load_sweep, rebuild_run
 
 
@@ -52,7 +52,7 @@ def plot_sweep(
     if isinstance(table, str):
         table = load_sweep(table)
     return plot_curves(table, path, x=x, y=y, hue=hue, col=col, row=row, title=title, logx=logx, sharey=sharey,
-                       grid_columns=COLUMNS)
+                       grid_columns=columns())
 
 
 def plot_run_network(config, sweep_dir: str, run: int, path: str) -> None:

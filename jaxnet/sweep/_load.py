@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._network import Network
-from ._build import TRACED, check_x64, make_network, make_rule, make_task, network_keys, run_start, train_options
+from ._build import check_x64, make_network, make_rule, make_task, network_keys, run_start, traced_columns, train_options
 from ._config import SweepConfig, load_config
 from ._store import read_json
 
@@ -103,7 +103,7 @@ def rebuild_run(config: str | dict | SweepConfig, run: int) -> RunInputs:
     net = make_network(point, k_net)
     task = make_task(point, k_task, net)
     dtype = jnp.dtype(point["dtype"])
-    hyper = {c: jnp.asarray(point[c], dtype) for c in TRACED if point[c] is not None}
+    hyper = {c: jnp.asarray(point[c], dtype) for c in traced_columns() if point[c] is not None}
     rule = make_rule(point, hyper, desync=point["p"] != 1)
     k0, train_key = run_start(point, rule, hyper, config.sweep["seed"], network_seed, init_seed, net.n_edges, dtype)
     return RunInputs(net, task, rule, k0, train_key, dict(steps=point["steps"], **train_options(point)))

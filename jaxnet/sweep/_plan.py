@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 from .._network import Network
-from ._build import STATIC, TRACED, solver_of
+from ._build import solver_of, static_columns, traced_columns
 from ._config import SweepConfig
 
 
@@ -46,12 +46,13 @@ def plan(config: SweepConfig) -> tuple[list[dict], list[Group]]:
     points = config.points()
     groups: dict[str, Group] = {}
     n_net, n_seed = config.sweep["networks"], config.sweep["seeds"]
+    static_keys, traced_keys = static_columns(), traced_columns()
     instance_grid = np.array([(i, j) for i in range(n_net) for j in range(n_seed)], dtype=np.int64)
     for pid, point in enumerate(points):
-        static = {c: point[c] for c in STATIC}
+        static = {c: point[c] for c in static_keys}
         signature = json.dumps(static, sort_keys=True)
         if signature not in groups:
-            traced = tuple(c for c in TRACED if point[c] is not None)
+            traced = tuple(c for c in traced_keys if point[c] is not None)
             groups[signature] = Group(len(groups), static, [], traced, np.zeros((0, 3), np.int64))
         group = groups[signature]
         group.point_ids.append(pid)

@@ -17,13 +17,9 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from .._train import TrainState, initial_state, train
-from ._build import make_network, make_rule, make_task, network_keys, run_start, train_options
+from ._build import make_network, make_rule, make_task, network_keys, network_task_columns, run_start, train_options
 from ._config import SweepConfig
 from ._plan import Group
-
-#: The grid keys that decide a group's networks and tasks (groups that share them share those).
-NETWORK_TASK_KEYS = ("network", "n_nodes", "coordination", "rows", "cols", "n_edges",
-                     "task", "n_train", "n_test", "random_matrix", "n_outputs")
 
 
 class Runner:
@@ -52,7 +48,7 @@ class Runner:
         vmapped call over the seeds' task keys, so their construction does not depend on
         how the runs are chunked.
         """
-        cache_key = json.dumps({c: self.static[c] for c in NETWORK_TASK_KEYS}, sort_keys=True)
+        cache_key = json.dumps({c: self.static[c] for c in network_task_columns()}, sort_keys=True)
         if cache_key not in self.networks:
             seed, n = self.config.sweep["seed"], self.config.sweep["networks"]
             pairs = jax.vmap(lambda i: network_keys(seed, i))(jnp.arange(n))  # (n, 2) keys

@@ -14,7 +14,7 @@ from jax.experimental import multihost_utils
 
 from .._checkpoint import SweepError, atomic_write, jaxnet_version, version_mismatch
 from .._results import RESULTS, describe
-from ._config import COLUMNS, SweepConfig
+from ._config import SweepConfig, columns
 from ._plan import Group, chunk_name, logged_steps, run_ids
 
 #: What a sweep writes into its directory (and `fresh` deletes).
@@ -133,7 +133,7 @@ def rows(points: list[dict], units: np.ndarray, runs: np.ndarray, logs: dict, n_
 
     n_logged = logs["loss"].shape[1]
     point_ids = np.repeat(units[:, 0], n_logged)
-    table = pd.DataFrame(points).reindex(columns=list(COLUMNS)).iloc[point_ids].reset_index(drop=True)
+    table = pd.DataFrame(points).reindex(columns=list(columns())).iloc[point_ids].reset_index(drop=True)
     table.insert(0, "run", np.repeat(runs, n_logged))
     table.insert(1, "point", point_ids)
     table.insert(2, "network_seed", np.repeat(units[:, 1], n_logged))
@@ -181,7 +181,7 @@ def save_chunk(chunk_dir: str, name: str, config: SweepConfig, points: list[dict
 
 def failure_records(config: SweepConfig, points: list[dict], saved) -> list[dict]:
     """One record per failed run of a chunk's `.npz` (see `sweep` for the keys)."""
-    varying = [c for c in COLUMNS if len({json.dumps(p[c], default=str) for p in points}) > 1]
+    varying = [c for c in columns() if len({json.dumps(p[c], default=str) for p in points}) > 1]
     n_instances = config.sweep["networks"] * config.sweep["seeds"]
     records = []
     for i in np.flatnonzero(saved["failure"] != 0):
