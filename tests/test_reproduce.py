@@ -272,3 +272,20 @@ def test_analyses_count_failed_runs_and_take_medians_over_the_completed(smoke_re
     three = analyze_claim3(_fail(d, run, 5), m, k, str(tmp_path))
     assert three["counts"]["desync:0.5"]["failed_runs"] == 1 and three["counts"]["desync:1.0"]["failed_runs"] == 0
     assert all(np.isfinite(v["spread"]["median"]) for v in three["summary"].values())
+
+
+def test_a_second_reproduce_reuses_the_analysis_unless_a_sweep_changed(smoke_reproduction):
+    """Rerunning `reproduce` on a complete directory reads each claim's analysis back (same
+    claims.json, same report); a sweep whose files changed is analysed again."""
+    out, first = smoke_reproduction
+    kept = {name: os.stat(os.path.join(out, "analysis", name)).st_mtime_ns
+            for name in os.listdir(os.path.join(out, "analysis"))}
+    assert sorted(kept) == sorted(f"claim_{c}.json" for c in first["claims"])
+    again = jn.reproduce(out, scale="smoke", quiet=True)
+    assert again == first
+    assert all(os.stat(os.path.join(out, "analysis", n)).st_mtime_ns == t for n, t in kept.items())
+    results = os.path.join(out, "sweeps", "cl_vs_gd", "config.json")
+    os.utime(results, ns=(os.stat(results).st_atime_ns, os.stat(results).st_mtime_ns + 10**9))
+    jn.reproduce(out, scale="smoke", quiet=True)
+    changed = [n for n, t in kept.items() if os.stat(os.path.join(out, "analysis", n)).st_mtime_ns != t]
+    assert changed == ["claim_gd.json"]
