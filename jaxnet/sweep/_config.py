@@ -100,7 +100,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_steps": Key("auto", _auto_or_int, "CG iteration cap ('auto': 4 x nodes)"),
         "track_cosine": Key(False, _bool, "log the cosine of each logged update with -grad"),
         "chunk_size": Key("auto", _auto_or_int, "runs per compiled call ('auto': fits memory)", grid=False),
-        "checkpoint_every": Key(1000, _int(1), "save progress about every this many steps", grid=False),
+        "checkpoint_every": Key(1000, _int(1), "save progress about every this many steps (a p grid under "
+                                  "clock = 'edge_updates': its smallest p; larger p save more often)", grid=False),
     },
     "network": {
         "kind": Key("disordered", _choice(*NETWORK_KINDS), "network family"),
