@@ -70,10 +70,11 @@ def sweep(
       maps run ids to them.
     - `config.toml` (as given) and `config.json` (normalized, with the `jaxnet_version` that
       wrote it), `plan.json` (chunking) and `metadata.json` (versions, devices; per invocation
-      the wall time, the compile time and the number of programs compiled, the setup time
-      spent building networks, tasks and keys, and the network-steps run; `failed_runs`: one record per failed run with `run`,
-      `point`, `grid` (the grid values that vary in this sweep), `network_seed`, `init_seed`,
-      `failure`, `failed_step`, `residual`, `tolerance`, `k_low`, `k_high` and `message`).
+      the wall time, the compile time and the number of programs compiled (`programs`), the
+      setup time spent building networks, tasks and keys, and the network-steps run;
+      `failed_runs`: one record per failed run with `run`, `point`, `grid` (the grid values
+      that vary in this sweep), `network_seed`, `init_seed`, `failure`, `failed_step`,
+      `residual`, `tolerance`, `k_low`, `k_high` and `message`).
 
     Under `jax.distributed` (several processes), call it in every process with the same
     arguments: each computes its share of every chunk and process 0 writes the files.
