@@ -156,12 +156,12 @@ def test_a_p_grid_on_the_edge_update_clock_is_one_program(tmp_path, monkeypatch)
 
     one_group = SMALL[: SMALL.index("[[rule]]\nkind = \"gradient_descent\"")]
     config = jn.load_config(one_group, {"sweep.clock": "edge_updates", "sweep.steps": 8, "sweep.log_every": 4,
-                                        "rule.p": [1.0, 0.5, 0.25]})
+                                        "sweep.seeds": 1, "rule.p": [1.0, 0.25]})
     table = jn.sweep(config, str(tmp_path / "whole"), quiet=True)
     meta = json.load(open(tmp_path / "whole" / "metadata.json"))
-    assert len(meta["groups"]) == 1 and meta["groups"][0]["chunks"] == 6  # 6 runs per p, in chunks of 4 of one p
+    assert len(meta["groups"]) == 1 and meta["groups"][0]["chunks"] == 2  # 3 runs per p, a chunk of one p each
     assert meta["invocations"][0]["programs"] == 2  # start and segment (every segment holds one interval)
-    for run in (0, 7, 17):  # p = 1, 0.5, 0.25
+    for run in (0, 5):  # p = 1 (8 steps) and 0.25 (32 steps)
         r = jn.rebuild_run(config, run)
         result = jn.train(r.net, r.task, r.rule, r.k0, key=r.key, **r.train_kwargs)
         rows = table[table.run == run].sort_values("step")
@@ -173,16 +173,18 @@ def test_a_p_grid_on_the_edge_update_clock_is_one_program(tmp_path, monkeypatch)
 
     def interrupted(self, *args):
         calls.append(args[2:])
-        if len(calls) == 6:  # chunk 2 (p = 0.5), its second segment: progress.npz holds its first
+        if len(calls) == 4:  # chunk 1 (p = 0.25), its second segment: progress.npz holds its first
             raise KeyboardInterrupt
         return segment(self, *args)
 
     monkeypatch.setattr(Runner, "segment", interrupted)
     with pytest.raises(KeyboardInterrupt):
         jn.sweep(config, str(tmp_path / "resumed"), quiet=True)
-    assert calls[-1] == (8, 8)  # p = 0.5: 8 steps logged every 8
+    assert calls == [(4, 4), (4, 4), (16, 16), (16, 16)]  # segments of one interval: 4 / p steps
     monkeypatch.setattr(Runner, "segment", segment)
     pd.testing.assert_frame_equal(jn.sweep(config, str(tmp_path / "resumed"), quiet=True), table)
+    resumed = json.load(open(tmp_path / "resumed" / "metadata.json"))["invocations"]
+    assert [i["network_steps"] for i in resumed] == [3 * 16]  # only the segment that was not saved
 
 
 @pytest.mark.parametrize("overrides,match", BAD)
