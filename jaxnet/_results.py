@@ -61,7 +61,8 @@ class RESULTS(eqxi.Enumeration):
     bad_rule_output = ("the rule returned conductances that are not finite and positive (a rule must "
                        "keep k in (0, inf): clip it)")
     bad_hyperparameter = ("a rule hyperparameter is out of its range (alpha, eta, beta > 0; p in [0, 1]; "
-                          "0 < k_min < k_max; threshold and noise >= 0; in float32 a k_min below 1.2e-38 flushes to 0)")
+                          "0 < k_min < k_max; threshold and noise >= 0; in float32 a k_min below 1.2e-38 flushes to 0), "
+                          "or train's traced steps and log_every do not make its intervals")
     bad_examples = "the task's examples hold a non-finite value (NaN or inf)"
 
 

@@ -140,11 +140,19 @@ def initial_state(net: Network, task: Task, rule: Rule, k0: Float[Array, " edges
     )
 
 
-def _check(net, task, rule, start, key, steps, batch_size, log_every):
+def _check(net, task, rule, start, key, steps, batch_size, log_every, intervals=None):
     if not isinstance(rule, Rule):
         raise ValueError(f"rule must be a jaxnet rule (jn.rules.*); got {type(rule).__name__}.")
-    if steps < 1 or log_every < 1:
-        raise ValueError(f"steps and log_every must be >= 1; got steps={steps}, log_every={log_every}.")
+    if intervals is not None and not (isinstance(intervals, int) and intervals >= 1):
+        raise ValueError(f"intervals must be None or an int >= 1; got {intervals!r}.")
+    if is_concrete(steps, log_every):
+        if steps < 1 or log_every < 1:
+            raise ValueError(f"steps and log_every must be >= 1; got steps={steps}, log_every={log_every}.")
+        if intervals is not None and not _fits(int(steps), int(log_every), intervals):
+            raise ValueError(f"steps ({steps}) must lie in ((intervals - 1) * log_every, intervals * log_every] "
+                             f"= ({(intervals - 1) * log_every}, {intervals * log_every}] (intervals={intervals}).")
+    elif intervals is None:
+        raise ValueError("traced steps or log_every need intervals= (the number of logged intervals, an int).")
     n_train = task.x_train.shape[0]
     if batch_size is not None and not 1 <= batch_size <= n_train:
         raise ValueError(f"batch_size must be None or between 1 and {n_train} (training examples); got {batch_size}.")
@@ -166,6 +174,11 @@ def _check(net, task, rule, start, key, steps, batch_size, log_every):
         check_no_floating(net, k0, np.concatenate([np.asarray(task.inputs), np.asarray(task.ground)]))
 
 
+def _fits(steps, log_every, intervals):
+    """Whether `steps` steps logged every `log_every` make `intervals` logged intervals (traced or not)."""
+    return (steps >= 1) & (log_every >= 1) & ((intervals - 1) * log_every < steps) & (steps <= intervals * log_every)
+
+
 def train(
     net: Network,
     task: Task,
@@ -173,11 +186,12 @@ def train(
     start: Float[Array, " edges"] | TrainState,
     *,
     key: PRNGKeyArray | None = None,
-    steps: int = 1000,
+    steps: int | Int[Array, ""] = 1000,
     batch_size: int | None = None,
-    log_every: int = 1,
+    log_every: int | Int[Array, ""] = 1,
     method: Method | Solver = "auto",
     track_cosine: bool = False,
+    intervals: int | None = None,
 ) -> TrainResult:
     """Train one network's conductances on a task with a learning rule.
 
@@ -202,7 +216,7 @@ def train(
     - `start`: initial conductances `k0` `(E,)`, > 0; or a `TrainState` to continue from.
     - `key`: PRNG key of a new run (required with `k0`, refused with a `TrainState`); the
       same key gives the same result, bit for bit.
-    - `steps`: number of learning steps in this call.
+    - `steps`: number of learning steps in this call (an int; see `intervals` for a traced one).
     - `batch_size`: None for full batch, else examples per step.
     - `log_every`: log the losses every this many steps of this call (and after its last step).
     - `method`: solver path, ``"auto"``, ``"dense"`` or ``"cg"``, or a `jn.Solver` (its
@@ -212,6 +226,15 @@ def train(
       its check. Every solve checks its true residual (see `jn.Solver`).
     - `track_cosine`: also log the cosine between each logged step's change of `k` and
       `-grad` of the training loss (one extra gradient per logged step).
+    - `intervals`: None (`steps` and `log_every` are ints), or the number of logged intervals
+      of this call, an int: then `steps` and `log_every` may be traced int scalars (shape `()`,
+      counted in steps), so that one compiled program serves several step counts (a sweep's p
+      grid under `clock = "edge_updates"`). They must satisfy `(intervals - 1) * log_every <
+      steps <= intervals * log_every`; the call logs `intervals + 1` steps, the same steps and
+      numbers as with their values as ints, and its loop is a `while_loop` of `steps + 1`
+      iterations. Under `vmap` an unbatched `steps` keeps the loop plain; a batched one runs
+      every instance as long as the longest (the others wait, unchanged). Traced values that
+      break the rule fail the run (`RESULTS.bad_hyperparameter`).
 
     **Returns:** a `TrainResult`. The loss at a logged step comes from the free state the rule
     already solved (its transfer matrix), so logging costs no extra solve, except one after
@@ -225,7 +248,7 @@ def train(
     can raise: the failed instance's outputs are NaN and `jn.check(result)` raises on the
     host, naming each failed instance.
     """
-    _check(net, task, rule, start, key, steps, batch_size, log_every)
+    _check(net, task, rule, start, key, steps, batch_size, log_every, intervals)
     if isinstance(start, TrainState):
         state = start
         dtype = state.conductances.dtype
@@ -242,17 +265,19 @@ def train(
     examples = [a for a in (task.x_train, task.y_train, task.x_test, task.y_test) if a is not None]
     bad_examples = ~jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in examples]))
     bad_start = ~(jnp.all(jnp.isfinite(k_start)) & jnp.all(k_start > 0))
+    bad_schedule = False if intervals is None else ~_fits(steps, log_every, intervals)
     state = _record(state, first_failure(
         RESULTS.where(bad_start, RESULTS.bad_conductance, RESULTS.successful),
         RESULTS.where(bad_examples, RESULTS.bad_examples, RESULTS.successful),
-        RESULTS.where(rule.invalid(), RESULTS.bad_hyperparameter, RESULTS.successful)), k_start)
+        RESULTS.where(rule.invalid() | bad_schedule, RESULTS.bad_hyperparameter, RESULTS.successful)), k_start)
 
     def physics(x, y, guess):
         return Physics(net, task.inputs, task.outputs, task.ground, x, y, method, guess)
 
-    n_logs = -(-steps // log_every) + 1  # steps 0, log_every, ... below `steps`, and `steps`
+    # steps 0, log_every, ... below `steps`, and `steps`
+    n_logs = (-(-int(steps) // int(log_every)) if intervals is None else intervals) + 1
 
-    def body(carry, i):
+    def body(i, carry):
         """Step `i` of this call: measure, log if due, update. The extra iteration `i == steps`
         only measures (the final log): one loop body, so the solver is compiled once.
 
@@ -304,16 +329,16 @@ def train(
         # network; the conductances of a nonlinear one (its outputs need their own solves).
         entry = (k if meas.transfer is None else meas.transfer, cosine, _fraction_at_bound(k, k_min, k_max), measured)
         logs = jax.tree.map(lambda buf, v: buf.at[slot].set(jnp.where(logged, v, buf[slot])), logs, entry)
-        return (state, iterations + meas.info.iterations, logs), None
+        return state, iterations + meas.info.iterations, logs
 
     n_out, n_in = task.outputs.shape[0], task.inputs.shape[0]
     logged_shape = (n_out, n_in) if net.linear else (net.n_edges,)
     logs = (jnp.zeros((n_logs, *logged_shape), dtype), jnp.zeros((n_logs,), dtype), jnp.zeros((n_logs,), dtype),
             jnp.zeros((n_logs,), bool))
     carry = (state, jnp.int32(0), logs)
-    (state, iterations, (logged, cosines, at_bound, valid)), _ = jax.lax.scan(body, carry, jnp.arange(steps + 1))
-    logged_steps = np.minimum(np.arange(logged.shape[0]) * log_every, steps)
-    logged_steps[-1] = steps
+    # A `scan` for int steps, a `while_loop` for traced ones.
+    state, iterations, (logged, cosines, at_bound, valid) = jax.lax.fori_loop(0, steps + 1, body, carry)
+    logged_steps = jnp.minimum(jnp.arange(n_logs) * log_every, steps).at[-1].set(steps)
     # Logs of failed steps hold NaN; what they are evaluated on is made harmless first.
     logged = jnp.where(valid.reshape(-1, *[1] * len(logged_shape)), logged, 0 if net.linear else 1)
 
@@ -336,7 +361,7 @@ def train(
     state = eqx.tree_at(lambda s: s.initial_loss, state, jnp.where(start_step == 0, loss[0], state.initial_loss))
     result = TrainResult(
         state=state,
-        steps=start_step + jnp.asarray(logged_steps, jnp.int32),
+        steps=start_step + logged_steps.astype(jnp.int32),
         loss=loss,
         at_bound=jnp.where(valid, at_bound, jnp.nan),
         cg_iterations=iterations,

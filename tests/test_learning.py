@@ -235,6 +235,24 @@ def test_logged_steps_and_normalized_loss(setup):
     np.testing.assert_allclose(result.normalized_loss, result.loss / result.loss[0])
 
 
+def test_traced_steps_share_one_program_and_log_as_int_steps(setup):
+    """`intervals=`: steps and log_every traced, one program for several step counts, and the
+    numbers of the same call with int steps; a traced schedule that does not fit fails the run."""
+    net, task, _ = setup
+    rule = jn.rules.coupled_learning(alpha=0.1, eta=0.1)
+    k0, key = jnp.ones(net.n_edges), jax.random.key(0)
+    traced = jax.jit(lambda steps, log_every: jn.train(net, task, rule, k0, key=key, steps=steps, log_every=log_every,
+                                                       intervals=3))
+    for steps, log_every in ((25, 10), (12, 4)):
+        ref = jax.jit(lambda: jn.train(net, task, rule, k0, key=key, steps=steps, log_every=log_every))()
+        got = traced(jnp.int32(steps), jnp.int32(log_every))
+        for field in ("steps", "loss", "test_loss", "conductances"):
+            np.testing.assert_array_equal(getattr(got, field), getattr(ref, field))
+    assert traced._cache_size() == 1
+    bad = traced(jnp.int32(40), jnp.int32(10))  # four intervals, not three
+    assert bool(bad.failure.result == jn.RESULTS.bad_hyperparameter) and np.isnan(bad.loss).all()
+
+
 def test_minibatch(setup):
     net, task, _ = setup
     rule = jn.rules.coupled_learning(alpha=0.2, eta=0.1)
@@ -376,6 +394,8 @@ def test_tasks_refuse_bad_arguments(setup):
         (dict(k0=k0.at[2].set(0.0)), "k0 must be > 0; edge 2"),
         (dict(batch_size=50), "batch_size must be None or between 1 and 10"),
         (dict(steps=0), "steps and log_every must be >= 1"),
+        (dict(steps=5, log_every=2, intervals=2), r"steps \(5\) must lie in \(\(intervals - 1\) \* log_every"),
+        (dict(intervals=0), "intervals must be None or an int >= 1"),
         (dict(key=None), "train needs key="),
     ]:
         args = dict(k0=k0, key=jax.random.key(0), steps=2) | kwargs

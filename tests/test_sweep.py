@@ -149,6 +149,44 @@ def test_edge_update_clock_runs_each_p_for_steps_over_p():
     assert runs[("gradient_descent", 0.05)] == (800, 200)
 
 
+def test_a_p_grid_on_the_edge_update_clock_is_one_program(tmp_path, monkeypatch):
+    """Each p runs steps / p steps, in chunks of one p: they share one start and one segment
+    program; a run's rows are `train`'s by hand, and an interrupted sweep resumes to them."""
+    from jaxnet.sweep._runner import Runner
+
+    one_group = SMALL[: SMALL.index("[[rule]]\nkind = \"gradient_descent\"")]
+    config = jn.load_config(one_group, {"sweep.clock": "edge_updates", "sweep.steps": 8, "sweep.log_every": 4,
+                                        "sweep.seeds": 1, "rule.p": [1.0, 0.25]})
+    table = jn.sweep(config, str(tmp_path / "whole"), quiet=True)
+    meta = json.load(open(tmp_path / "whole" / "metadata.json"))
+    assert len(meta["groups"]) == 1 and meta["groups"][0]["chunks"] == 2  # 3 runs per p, a chunk of one p each
+    assert meta["invocations"][0]["programs"] == 2  # start and segment (every segment holds one interval)
+    for run in (0, 5):  # p = 1 (8 steps) and 0.25 (32 steps)
+        r = jn.rebuild_run(config, run)
+        result = jn.train(r.net, r.task, r.rule, r.k0, key=r.key, **r.train_kwargs)
+        rows = table[table.run == run].sort_values("step")
+        np.testing.assert_array_equal(rows.step, result.steps)
+        np.testing.assert_array_equal(rows.edge_updates, [0, 4, 8])
+        np.testing.assert_allclose(rows.loss, result.loss, rtol=2e-5)
+
+    segment, calls = Runner.segment, []
+
+    def interrupted(self, *args):
+        calls.append(args[2:])
+        if len(calls) == 4:  # chunk 1 (p = 0.25), its second segment: progress.npz holds its first
+            raise KeyboardInterrupt
+        return segment(self, *args)
+
+    monkeypatch.setattr(Runner, "segment", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        jn.sweep(config, str(tmp_path / "resumed"), quiet=True)
+    assert calls == [(4, 4), (4, 4), (16, 16), (16, 16)]  # segments of one interval: 4 / p steps
+    monkeypatch.setattr(Runner, "segment", segment)
+    pd.testing.assert_frame_equal(jn.sweep(config, str(tmp_path / "resumed"), quiet=True), table)
+    resumed = json.load(open(tmp_path / "resumed" / "metadata.json"))["invocations"]
+    assert [i["network_steps"] for i in resumed] == [3 * 16]  # only the segment that was not saved
+
+
 @pytest.mark.parametrize("overrides,match", BAD)
 def test_bad_config_names_the_key_and_writes_nothing(tmp_path, overrides, match):
     out = tmp_path / "never"
@@ -418,11 +456,11 @@ def test_resume_with_a_failed_run_gives_the_uninterrupted_table(failing_sweep, t
     out, table = failing_sweep
     segment, calls = _Runner.segment, []
 
-    def interrupted(self, inputs, state, steps):
+    def interrupted(self, inputs, state, steps, log_every):
         calls.append(steps)
         if len(calls) == 4:  # chunk 1 (failed runs 6, 7), its second segment: progress.npz holds its first
             raise KeyboardInterrupt
-        return segment(self, inputs, state, steps)
+        return segment(self, inputs, state, steps, log_every)
 
     monkeypatch.setattr(_Runner, "segment", interrupted)
     with pytest.raises(KeyboardInterrupt):

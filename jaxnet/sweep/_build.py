@@ -61,9 +61,9 @@ def solver_of(point: dict) -> Solver:
 
 
 def train_options(point: dict) -> dict:
-    """The keyword arguments of `jn.train` a config point fixes, `steps` aside."""
-    return dict(log_every=point["log_every"], method=solver_of(point),
-                batch_size=None if point["batch_size"] == "full" else point["batch_size"],
+    """The keyword arguments of `jn.train` a config point fixes, `steps` and `log_every` aside
+    (a group's chunks differ in them under clock = "edge_updates")."""
+    return dict(method=solver_of(point), batch_size=None if point["batch_size"] == "full" else point["batch_size"],
                 track_cosine=point["track_cosine"])
 
 

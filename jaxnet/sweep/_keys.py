@@ -101,7 +101,8 @@ SECTION_KEYS: dict[str, dict[str, Key]] = {
         "max_steps": Key("auto", _auto_or_int, "CG iteration cap ('auto': 4 x nodes)"),
         "track_cosine": Key(False, boolean, "log the cosine of each logged update with -grad"),
         "chunk_size": Key("auto", _auto_or_int, "runs per compiled call ('auto': fits memory)", grid=False),
-        "checkpoint_every": Key(1000, integer(1), "save progress about every this many steps", grid=False),
+        "checkpoint_every": Key(1000, integer(1), "save progress about every this many steps (a p grid under "
+                                "clock = 'edge_updates': its smallest p; larger p save more often)", grid=False),
     },
     "network": {
         "k0_low": Key(1.0, constrained("positive"), "initial conductances drawn uniform in [k0_low, k0_high]",

@@ -106,7 +106,8 @@ def rebuild_run(config: str | dict | SweepConfig, run: int) -> RunInputs:
     hyper = {c: jnp.asarray(point[c], dtype) for c in traced_columns() if point[c] is not None}
     rule = make_rule(point, hyper, desync=point["p"] != 1)
     k0, train_key = run_start(point, rule, hyper, config.sweep["seed"], network_seed, init_seed, net.n_edges, dtype)
-    return RunInputs(net, task, rule, k0, train_key, dict(steps=point["steps"], **train_options(point)))
+    options = dict(steps=point["steps"], log_every=point["log_every"], **train_options(point))
+    return RunInputs(net, task, rule, k0, train_key, options)
 
 
 def failure_summary(out_dir: str, config_hint: str | None = None) -> str:

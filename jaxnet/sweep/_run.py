@@ -15,7 +15,7 @@ from .._checkpoint import _progress_bar, jaxnet_version, load_tree, read_meta, s
 from ._build import check_x64
 from ._config import SweepConfig, load_config
 from ._load import failure_summary, is_complete, load_sweep
-from ._plan import Group, chunk_name, chunks_to_run, plan, segment_lengths, set_chunk_sizes
+from ._plan import Group, chunk_name, chunks_to_run, plan, set_chunk_sizes
 from ._runner import Runner
 from ._store import (finish, metadata, prepare_dir, read_json, save_chunk, sync, write_config_copy, write_json)
 
@@ -70,10 +70,11 @@ def sweep(
       maps run ids to them.
     - `config.toml` (as given) and `config.json` (normalized, with the `jaxnet_version` that
       wrote it), `plan.json` (chunking) and `metadata.json` (versions, devices; per invocation
-      the wall time, the compile time and the setup time spent building networks, tasks and
-      keys, and the network-steps run; `failed_runs`: one record per failed run with `run`,
-      `point`, `grid` (the grid values that vary in this sweep), `network_seed`, `init_seed`,
-      `failure`, `failed_step`, `residual`, `tolerance`, `k_low`, `k_high` and `message`).
+      the wall time, the compile time and the number of programs compiled (`programs`), the
+      setup time spent building networks, tasks and keys, and the network-steps run;
+      `failed_runs`: one record per failed run with `run`, `point`, `grid` (the grid values
+      that vary in this sweep), `network_seed`, `init_seed`, `failure`, `failed_step`,
+      `residual`, `tolerance`, `k_low`, `k_high` and `message`).
 
     Under `jax.distributed` (several processes), call it in every process with the same
     arguments: each computes its share of every chunk and process 0 writes the files.
@@ -169,8 +170,8 @@ class _Invocation:
     def announce(self, show_bar: bool) -> None:
         """Say what runs (and what is done already); start the progress bar."""
         todo = [(g, c) for g in self.groups for c in range(g.n_chunks) if (g.index, c) in self.todo]
-        total = sum(g.chunk_length(c) * g.static["steps"] for g, c in todo)
-        done_steps = sum(g.chunk_length(c) * g.static["steps"] for g, c in todo if self.chunk_done(g, c))
+        total = sum(g.chunk_length(c) * g.schedule(c)[0] for g, c in todo)
+        done_steps = sum(g.chunk_length(c) * g.schedule(c)[0] for g, c in todo if self.chunk_done(g, c))
         self.chunks_done = sum(self.chunk_done(g, c) for g, c in todo)
         n_points, n_runs = len(self.points), len(self.points) * self.n_instances
         self.say(f"sweep: {n_points} grid points x {self.n_instances} instances = {n_runs} runs in "
@@ -190,20 +191,20 @@ class _Invocation:
             raise version_mismatch(self.progress_path, self.progress.get("jaxnet_version"), "a sweep's progress")
         sync("jaxnet-sweep-start")
         for group, runner in zip(self.groups, self.runners):
-            lengths = segment_lengths(group.static["steps"], group.static["log_every"],
-                                      self.config.sweep["checkpoint_every"])
             for c in range(group.n_chunks):
                 if (group.index, c) in self.todo and not self.chunk_done(group, c):
-                    self.run_chunk(group, runner, c, lengths)
+                    self.run_chunk(group, runner, c)
 
-    def run_chunk(self, group: Group, runner: Runner, chunk: int, lengths: list[int]) -> None:
+    def run_chunk(self, group: Group, runner: Runner, chunk: int) -> None:
         """One chunk, segment by segment (each saved to progress.npz but the last), into its files."""
         name = chunk_name(group.index, chunk)
+        log_every = group.schedule(chunk)[1]
+        lengths = group.segments(chunk, self.config.sweep["checkpoint_every"])
         units, inputs, seeds = runner.inputs(chunk)
         inputs = runner.to_devices(inputs)  # once per chunk, for every segment
         state, logs, first = self.resume(name, runner.start(inputs, seeds), len(units), lengths)
         for s in range(first, len(lengths)):
-            state, seg_logs = runner.segment(inputs, state, lengths[s])
+            state, seg_logs = runner.segment(inputs, state, lengths[s], log_every)
             host_state, seg_logs = runner.to_host((state, seg_logs))
             for key, value in seg_logs.items():
                 value = np.asarray(value)[: len(units)]
@@ -219,8 +220,7 @@ class _Invocation:
                 self.bar.set_postfix_str(f"chunk {self.chunks_done + 1}/{len(self.todo)}")
         joined = {k: np.concatenate(v, axis=1) for k, v in logs.items()}
         if self.writer:
-            save_chunk(self.chunk_dir, name, self.config, self.points, units, host_state, joined, lengths,
-                       group.static["log_every"])
+            save_chunk(self.chunk_dir, name, self.config, self.points, units, host_state, joined, lengths, log_every)
             if os.path.exists(self.progress_path):
                 os.remove(self.progress_path)
         self.chunks_done += 1
@@ -249,8 +249,8 @@ class _Invocation:
         wall = time.perf_counter() - self.wall_start
         compile_s = sum(r.compile_s for r in self.runners)
         if self.writer:
-            invocation = dict(wall_s=wall, compile_s=compile_s, setup_s=sum(r.setup_s for r in self.runners),
-                              network_steps=self.ran_steps)
+            invocation = dict(wall_s=wall, compile_s=compile_s, programs=sum(len(r.compiled) for r in self.runners),
+                              setup_s=sum(r.setup_s for r in self.runners), network_steps=self.ran_steps)
             if self.retry is not None:
                 invocation["retried_runs"] = len(self.retry)
             finish(self.out_dir, self.config, self.points, self.groups, invocation, self.retry)

@@ -31,6 +31,7 @@ class Runner:
         self.networks = networks  # shared by the groups of a sweep (see `all_networks_and_tasks`)
         self.mesh = Mesh(np.array(jax.devices()), ("runs",))
         self.sharding = NamedSharding(self.mesh, PartitionSpec("runs"))
+        self.replicated = NamedSharding(self.mesh, PartitionSpec())
         self.dtype = jnp.dtype(self.static["dtype"])
         self.compiled: dict[Any, Any] = {}
         self.compile_s = 0.0
@@ -81,23 +82,26 @@ class Runner:
         self.setup_s += time.perf_counter() - start
         return units[:n_real], (nets, tasks, hyper), seeds
 
-    def to_devices(self, tree):
-        """Host arrays -> global arrays with the run axis sharded over all devices."""
+    def to_devices(self, tree, sharding=None):
+        """Host arrays -> global arrays with the run axis sharded over all devices (or `sharding`)."""
+        sharding = sharding or self.sharding
         return jax.tree.map(
-            lambda a: jax.make_array_from_callback(a.shape, self.sharding, lambda index, a=a: a[index]), tree)
+            lambda a: jax.make_array_from_callback(a.shape, sharding, lambda index, a=a: a[index]), tree)
 
     def to_host(self, tree):
         if jax.process_count() == 1:
             return jax.device_get(tree)
         return multihost_utils.process_allgather(tree, tiled=True)
 
-    def _compile(self, name, fn, *args):
+    def _compile(self, name, fn, *args, shared=()):
+        """`fn(*args, *shared)` compiled once per `name`: `args` sharded by run, `shared` replicated."""
         if name not in self.compiled:
             start = time.perf_counter()
-            jitted = jax.jit(fn, in_shardings=self.sharding, out_shardings=self.sharding)
-            self.compiled[name] = jitted.lower(*args).compile()
+            shardings = (self.sharding,) * len(args) + (self.replicated,) * len(shared)
+            jitted = jax.jit(fn, in_shardings=shardings, out_shardings=self.sharding)
+            self.compiled[name] = jitted.lower(*args, *shared).compile()
             self.compile_s += time.perf_counter() - start
-        return self.compiled[name](*args)
+        return self.compiled[name](*args, *shared)
 
     def start(self, inputs, seeds):
         """Initial `TrainState`s (keys as raw key data) of a chunk; `inputs` on the devices,
@@ -111,19 +115,25 @@ class Runner:
 
         return self._compile("start", jax.vmap(one), *inputs, self.to_devices(seeds))
 
-    def segment(self, inputs, state, steps: int):
-        """Advance a chunk's states by `steps` (`inputs` on the devices): `(state, logs)`."""
+    def segment(self, inputs, state, steps: int, log_every: int):
+        """Advance a chunk's states by `steps`, logged every `log_every` (`inputs` on the devices):
+        `(state, logs)`. One program per number of logged intervals: the step counts are traced,
+        so the chunks of every p of a p grid under clock = "edge_updates" share it."""
         static = self.static
+        intervals = -(-steps // log_every)
 
-        def one(net, task, hyper, plain_state):
+        def one(net, task, hyper, plain_state, schedule):
             rule = make_rule(static, hyper, self.desync)
-            result = train(net, task, rule, typed(plain_state), steps=steps, **train_options(static))
+            result = train(net, task, rule, typed(plain_state), steps=schedule[0], log_every=schedule[1],
+                           intervals=intervals, **train_options(static))
             logs = {"step": result.steps, "loss": result.loss, "at_bound": result.at_bound,
                     "test_loss": result.test_loss, "accuracy": result.accuracy,
                     "test_accuracy": result.test_accuracy, "cosine": result.cosine}
             return plain(result.state), {k: v for k, v in logs.items() if v is not None}
 
-        return self._compile(("segment", steps), jax.vmap(one), *inputs, state)
+        schedule = self.to_devices(np.array([steps, log_every], np.int32), self.replicated)
+        return self._compile(("segment", intervals), jax.vmap(one, in_axes=(0, 0, 0, 0, None)), *inputs, state,
+                             shared=(schedule,))
 
 
 def plain(state: TrainState) -> TrainState:
