@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench docs clean constraints
+.PHONY: demo test test-oldest bench docs clean constraints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,23 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -n auto --dist worksteal tests
 
+# The oldest jax pyproject.toml allows (constraints.txt pins the newest tested), on a smoke
+# subset: the 2-device contract (a failing instance on a sharded program neither aborts nor
+# hangs) and sharded training equal to unsharded. CI runs it after `make test`.
+OLDEST_JAX := 0.9.2
+.venv-oldest/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv .venv-oldest
+	.venv-oldest/bin/python -m pip install -q --upgrade pip
+	sed 's/^jax==.*/jax==$(OLDEST_JAX)/; s/^jaxlib==.*/jaxlib==$(OLDEST_JAX)/' constraints.txt > .venv-oldest/constraints.txt
+	.venv-oldest/bin/python -m pip install -q -c .venv-oldest/constraints.txt -e '.[test]'
+	touch $@
+
+test-oldest: .venv-oldest/.installed
+	.venv-oldest/bin/python -c "import jax; assert jax.__version__ == '$(OLDEST_JAX)', jax.__version__"
+	.venv-oldest/bin/python -m pytest -q tests/test_sharding.py \
+		tests/test_contract.py::test_sharded_program_with_a_failing_instance_survives \
+		tests/test_contract.py::test_one_bad_instance_is_nan_and_named
+
 bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks
 
@@ -37,4 +54,4 @@ constraints:
 	mv constraints.new constraints.txt && rm -rf .venv-constraints
 
 clean:
-	rm -rf $(VENV) out site
+	rm -rf $(VENV) .venv-oldest out site

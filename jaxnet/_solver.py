@@ -44,6 +44,7 @@ from jax import lax
 from jaxtyping import Array, Float, Int
 
 from ._elimination import eliminate, eliminated_solve, leaks
+from ._lapack import cho_solve as _cho_solve, cholesky as _cholesky
 from ._network import Network
 from ._results import RESULTS, failed, first_failure
 from ._system import abs_system_apply, system_apply, system_diagonal, system_matrix
@@ -329,7 +330,7 @@ def solve_system(
 
     def factor():
         a = system_matrix(net, k_const, free)
-        chol = lax.linalg.cholesky(a)
+        chol = _cholesky(a)  # batch-safe on sharded CPU programs (see _lapack)
         # A floating cluster makes a pivot vanish (exactly in exact arithmetic, to rounding here).
         # (NaN, from a negative pivot, counts as vanished.)
         singular = ~jnp.all(jnp.diagonal(chol) ** 2 > net.n_nodes * jnp.finfo(rhs.dtype).eps * jnp.diagonal(a))
@@ -344,8 +345,7 @@ def solve_system(
         a, chol, singular = factors
 
         def cho_solve(rhs):
-            y = lax.linalg.triangular_solve(chol, rhs, left_side=True, lower=True)
-            return lax.linalg.triangular_solve(chol, y, left_side=True, lower=True, transpose_a=True)
+            return _cho_solve(chol, rhs)
 
         def measure(x):
             return _excess(b - const_mv(x), jnp.abs(a) @ jnp.abs(x) + jnp.abs(b), rtol, atol)

@@ -33,6 +33,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._checks import check_conductances, check_no_floating, is_concrete
 from ._elements import Elements
+from ._lapack import solve as small_solve
 from ._network import Network, edge_drops, outflow
 from ._nonlinear import boundary_of, equilibrium
 from ._results import RESULTS, failed, first_failure
@@ -102,7 +103,7 @@ class Physics(eqx.Module):
         """Responses, Green's functions, and the weights `(G_OO)^-1 eta (y - V_O^F)` (n_out, B)."""
         response, green, meas = self.responses(k)
         nudge = eta * (self.y - self.x @ meas.transfer.T)  # (B, n_out)
-        return response, green, jnp.linalg.solve(green[self.outputs], nudge.T), meas
+        return response, green, small_solve(green[self.outputs], nudge.T), meas
 
     def free_and_nudge(self, k: Float[Array, " edges"], eta):
         """Free state and clamped-minus-free difference for the step's examples.
@@ -169,7 +170,7 @@ class Physics(eqx.Module):
             green_drops = edge_drops(self.net, green.T)  # (n_out, E)
             miss = self.y - self.x @ meas.transfer.T  # (B, n_out)
             eye = jnp.eye(self.outputs.shape[0], dtype=k.dtype)
-            deltas = [jnp.linalg.solve(eye + sign * beta * green[self.outputs], sign * beta * miss.T).T @ green_drops
+            deltas = [small_solve(eye + sign * beta * green[self.outputs], sign * beta * miss.T).T @ green_drops
                       for sign in signs]
             if centered:
                 d = (deltas[0] - deltas[1]) * (2 * drop_free + deltas[0] + deltas[1]) / 2
