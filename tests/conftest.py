@@ -6,17 +6,15 @@ import pytest
 
 # No persistent compilation cache in the suite (its own tests turn it on in subprocesses): two
 # full runs with it lost an xdist worker to a segfault inside jaxlib 0.9.2 (loading an entry,
-# compiling one to store it). Without it, workers still died in XLA compiles while another
-# CPU-bound process shared the two cores, and, with the dense path's edge-by-edge residual
-# (reverted), once on an idle machine; without it, idle runs pass. Exported, so the console script's
-# subprocesses skip the cache too.
+# compiling one to store it). Workers still die in XLA's CPU compiles without it (next comment).
+# Exported, so the console script's subprocesses skip the cache too.
 os.environ["JAXNET_COMPILE_CACHE"] = "0"
 jax.config.update("jax_enable_compilation_cache", False)  # and off in this process, whatever enables it
 
 # A worker process that dies (not a test that fails) runs its test once more, on a fresh worker.
-# jaxlib 0.9.2's XLA CPU compiler now and then aborts or segfaults the whole process while
-# compiling (once in each of five full runs on 2 cores in one session, in a different test each
-# time, with no jaxnet frame at fault); `make test` uses xdist's worksteal scheduler, which can
+# XLA's CPU compiler (jaxlib 0.9.2 and 0.10.2 alike) now and then aborts or segfaults the whole
+# process while compiling (about once a full run on 2 busy cores, in a different test each time,
+# with no jaxnet frame at fault); `make test` uses xdist's worksteal scheduler, which can
 # reschedule.
 # The summary counts such tests as "rerun"; a test that fails is never rerun.
 _CRASHED: set[str] = set()
@@ -66,12 +64,26 @@ def key():
 
 @pytest.fixture(scope="session")
 def smoke_reproduction(tmp_path_factory):
-    """`jn.reproduce` at smoke scale, once per session: (directory, claims document).
+    """`jn.reproduce` at smoke scale, once per test run: (directory, claims document).
 
-    Shared by the tests of the report, the notebook and the README's command (which find
-    the sweeps complete and only redo the analysis).
+    Built once for all xdist workers (under a file lock; a worker that comes second finds it
+    complete, its analysis kept, and waits rather than building its own), then copied into
+    each worker's own directory (modification times kept, so the kept analysis still holds),
+    where the tests of the report, the notebook and the README's command use it.
     """
+    import fcntl
+    import shutil
+
     import jaxnet as jn
 
-    out = str(tmp_path_factory.mktemp("reproduce") / "paper")
-    return out, jn.reproduce(out, scale="smoke", quiet=True)
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # this run's directory, shared by its workers (not by other runs)
+    shared = root / "smoke_reproduction"
+    shared.mkdir(exist_ok=True)
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        jn.reproduce(str(shared / "paper"), scale="smoke", quiet=True)
+    out = tmp_path_factory.mktemp("reproduce") / "paper"
+    shutil.copytree(shared / "paper", out)
+    return str(out), jn.reproduce(str(out), scale="smoke", quiet=True)

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -274,10 +275,12 @@ def test_analyses_count_failed_runs_and_take_medians_over_the_completed(smoke_re
     assert all(np.isfinite(v["spread"]["median"]) for v in three["summary"].values())
 
 
-def test_a_second_reproduce_reuses_the_analysis_unless_a_sweep_changed(smoke_reproduction):
+def test_a_second_reproduce_reuses_the_analysis_unless_a_sweep_changed(smoke_reproduction, tmp_path):
     """Rerunning `reproduce` on a complete directory reads each claim's analysis back (same
     claims.json, same report); a sweep whose files changed is analysed again."""
-    out, first = smoke_reproduction
+    shared, first = smoke_reproduction
+    out = str(tmp_path / "paper")
+    shutil.copytree(shared, out)  # modification times kept: the copy's analysis holds
     kept = {name: os.stat(os.path.join(out, "analysis", name)).st_mtime_ns
             for name in os.listdir(os.path.join(out, "analysis"))}
     assert sorted(kept) == sorted(f"claim_{c}.json" for c in first["claims"])

@@ -29,16 +29,9 @@ def test_sharded_training_equals_unsharded_on_two_cpu_devices():
         k0 = jnp.ones((4, net.n_edges)); keys = jax.random.split(jax.random.key(1), 4)
         run = jax.jit(jax.vmap(lambda k, key: jn.train(net, task, rule, k, key=key, steps=20).conductances))
         sk0, skeys = jn.shard_instances((k0, keys))
-        sharded = run(sk0, skeys)
-        assert len(sharded.sharding.device_set) == 2, sharded.sharding
-        np.testing.assert_allclose(np.asarray(sharded), np.asarray(run(k0, keys)), rtol=1e-6)
-        print("ok")
         """
-    )
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=240)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip().endswith("ok")
+    ) + SHARDED_EQUALS_UNSHARDED
+    _runs_on_two_devices(script)
 
 
 def test_sharded_dense_training_on_two_cpu_devices_runs_without_communication():
@@ -64,12 +57,24 @@ def test_sharded_dense_training_on_two_cpu_devices_runs_without_communication():
         moves = re.findall(r"(all-gather|all-to-all|collective-permute|reduce-scatter)(-start)?\\(", hlo)
         assert not moves, moves
         assert re.search(r"all-reduce(-start)?\\(", hlo)
-        sharded = run(sk0, skeys)
-        assert len(sharded.sharding.device_set) == 2, sharded.sharding
-        np.testing.assert_allclose(np.asarray(sharded), np.asarray(run(k0, keys)), rtol=1e-6)
-        print("ok")
         """
-    )
+    ) + SHARDED_EQUALS_UNSHARDED
+    _runs_on_two_devices(script)
+
+
+#: The end of each script: the sharded run on both devices equals the unsharded one.
+SHARDED_EQUALS_UNSHARDED = textwrap.dedent(
+    """
+    sharded = run(sk0, skeys)
+    assert len(sharded.sharding.device_set) == 2, sharded.sharding
+    np.testing.assert_allclose(np.asarray(sharded), np.asarray(run(k0, keys)), rtol=1e-6)
+    print("ok")
+    """
+)
+
+
+def _runs_on_two_devices(script: str) -> None:
+    """Run `script` in a fresh process with two CPU host devices; it must end printing "ok"."""
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]
