@@ -158,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"jaxnet: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.command == "plot":
+            raise
+        print(f"jaxnet: interrupted; what was saved is kept: run the same command again to resume "
+              f"({args.out}).", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports it
     return 0
 
 

@@ -312,6 +312,20 @@ def test_out_dir_that_is_a_file_or_holds_other_files_is_refused(tmp_path):
         jn.sweep(SMALL, str(tmp_path))
 
 
+def test_a_grid_of_words_and_numbers_is_saved_as_words(tmp_path):
+    """`bias = ["none", 1.0]` and `batch_size = ["full", 1]`: each column one type (words), so the
+    table is saved and loads (a column of both could not be written, at the end of the sweep)."""
+    config = {"sweep": {"steps": 4, "log_every": 2, "networks": 1, "batch_size": ["full", 1]},
+              "network": {"kind": "lab"},
+              "task": {"kind": "iris", "encoding": "levels", "n_train": 30, "bias": ["none", 1.0]},  # readout: auto
+              "rule": {"kind": "coupled_learning", "alpha": 1.0, "eta": 0.1}}
+    table = jn.sweep(config, str(tmp_path / "out"), quiet=True)
+    assert sorted(table.bias.unique()) == ["1.0", "none"] and sorted(table.batch_size.unique()) == ["1", "full"]
+    assert table.groupby(["bias", "batch_size"]).run.nunique().tolist() == [1, 1, 1, 1]
+    assert jn.load_sweep(str(tmp_path / "out")).equals(table)
+    assert jn.rebuild_run(jn.load_config(config), 0).task.readout == "nearest"  # levels' readout, as jn.iris_task
+
+
 def test_equilibrium_propagation_is_a_sweep_rule():
     config = jn.load_config(os.path.join(ROOT, "examples", "cl_vs_gd.toml"), {"network.n_nodes": 16})
     runs = [jn.rebuild_run(config, run) for run in range(0, len(config.points()) * 64, 64)]
@@ -519,3 +533,16 @@ def test_plot_draws_completed_runs_and_counts_the_failed(failing_sweep, tmp_path
     fig = jn.plot_sweep(table, str(tmp_path / "curves.png"), hue="alpha")
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert len(labels) == 2 and all(label.endswith("(2 failed runs not drawn)") for label in labels), labels
+
+
+def test_an_interrupted_command_says_how_to_resume(tmp_path, monkeypatch, capsys):
+    """Ctrl-C in `jaxnet sweep`: no traceback, exit status 130, and the way to resume."""
+    from jaxnet import cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jn, "sweep", interrupted)
+    out = str(tmp_path / "out")
+    assert cli.main(["sweep", os.path.join(ROOT, "examples", "quick.toml"), "--out", out, "--no-compile-cache"]) == 130
+    assert "run the same command again to resume" in capsys.readouterr().err

@@ -133,7 +133,7 @@ def rows(points: list[dict], units: np.ndarray, runs: np.ndarray, logs: dict, n_
 
     n_logged = logs["loss"].shape[1]
     point_ids = np.repeat(units[:, 0], n_logged)
-    table = pd.DataFrame(points).reindex(columns=list(columns())).iloc[point_ids].reset_index(drop=True)
+    table = _typed_columns(pd.DataFrame(points).reindex(columns=list(columns()))).iloc[point_ids].reset_index(drop=True)
     table.insert(0, "run", np.repeat(runs, n_logged))
     table.insert(1, "point", point_ids)
     table.insert(2, "network_seed", np.repeat(units[:, 1], n_logged))
@@ -153,6 +153,18 @@ def rows(points: list[dict], units: np.ndarray, runs: np.ndarray, logs: dict, n_
     table["failed_step"] = np.repeat(np.where(codes == 0, -1, failed_steps).astype(np.int64), n_logged)
     keep = (table["status"] == "ok").to_numpy() | (step <= table["failed_step"].to_numpy())
     return table[keep].reset_index(drop=True)
+
+
+def _typed_columns(frame):
+    """`frame` (one row per grid point) with each grid axis that mixes words and numbers (`bias =
+    ["none", 1.0]`, `batch_size = ["full", 1]`) as words: one type per column, whatever chunk a
+    row is in (a column of both cannot be saved). Missing values stay missing."""
+    for name in frame.columns:
+        present = [v for v in frame[name] if v is not None and not (isinstance(v, float) and np.isnan(v))]
+        if any(isinstance(v, str) for v in present) and not all(isinstance(v, str) for v in present):
+            frame[name] = [v if v is None or isinstance(v, str) or (isinstance(v, float) and np.isnan(v)) else str(v)
+                           for v in frame[name]]
+    return frame
 
 
 def save_chunk(chunk_dir: str, name: str, config: SweepConfig, points: list[dict], units: np.ndarray,
