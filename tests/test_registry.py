@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jaxnet as jn
-from jaxnet.sweep import Key, _registry, register_rule
+from jaxnet.sweep import Key, _registry, register_network, register_rule
 from jaxnet.sweep._plan import plan
 from jaxnet.sweep._runner import Runner
 
@@ -84,6 +84,16 @@ def test_a_taken_name_or_a_clashing_key_is_refused(power_efficient):
     static_alpha = {"alpha": Key(1.0, lambda v: None, static=True)}  # one column, static for one kind only
     with pytest.raises(ValueError, match="key 'alpha' is static but traced for kind 'coupled_learning'"):
         register_rule("static_alpha", PowerEfficientCoupledLearning, keys=static_alpha)
+    # A grid point holds every section's keys in one dict, and the table has a column for each:
+    # a key named like another section's key, or like a results column, is refused.
+    for taken, section in (("encoding", "task"), ("steps", "sweep"), ("n_nodes", "network")):
+        with pytest.raises(ValueError, match=f"key '{taken}' is taken by the \\[{section}\\] section"):
+            register_rule(f"with_{taken}", PowerEfficientCoupledLearning, keys={taken: Key(1.0, lambda v: None)})
+    with pytest.raises(ValueError, match="key 'eta' is taken by the \\[rule\\] section"):
+        register_network("ring_eta", lambda point, key: None, {"eta": Key(7, lambda v: None)})
+    for column in ("step", "loss", "rule"):
+        with pytest.raises(ValueError, match=f"key '{column}' is the name of a results column"):
+            register_rule(f"with_{column}", PowerEfficientCoupledLearning, keys={column: Key(1.0, lambda v: None)})
 
 
 def test_groups_share_networks_and_tasks_only_when_every_key_of_their_kinds_agrees():
@@ -97,3 +107,14 @@ def test_groups_share_networks_and_tasks_only_when_every_key_of_their_kinds_agre
     shared = {}
     outputs = [Runner(config, points, g, shared).network_and_task(0)[1].y_train.shape[1] for g in groups]
     assert outputs == [3, 1]
+
+
+def test_a_kind_not_registered_is_named_before_its_keys():
+    """A config (or a sweep directory being resumed) naming a kind this process has not
+    registered: the error names the kind, not its keys as unknown."""
+    config = {"network": {"kind": "ring", "ring_nodes": 5}, "rule": {"kind": "coupled_learning", "alpha": 1.0, "eta": 0.1}}
+    with pytest.raises(jn.ConfigError, match=r"network.kind in \[network\] is 'ring'.*registered in this process"):
+        jn.load_config(config)
+    config["network"] = {"kind": "disordred"}
+    with pytest.raises(jn.ConfigError, match="Did you mean 'disordered'"):
+        jn.load_config(config)

@@ -20,7 +20,7 @@ from typing import Any
 from .._results import JaxnetError
 from . import _kinds  # noqa: F401  (registers the built-in kinds)
 from ._keys import REQUIRED
-from ._registry import kind_of, kinds_using, schema
+from ._registry import kind_of, kinds_using, registered_kinds, schema
 
 
 def columns() -> tuple[str, ...]:
@@ -110,6 +110,14 @@ def _normalize_section(section: str, raw: Any, index: int | None = None) -> dict
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be a table of keys; got {type(raw).__name__}.")
     spec = schema()[section]
+    named = raw.get("kind", [])
+    for kind in (named if isinstance(named, list) else [named]):  # before its keys: they are unknown without it
+        if "kind" in spec and isinstance(kind, str) and spec["kind"].check(kind):
+            close = difflib.get_close_matches(kind, registered_kinds(section), n=1)
+            raise ConfigError(f"{section}.kind in {where} is {kind!r}; allowed: {spec['kind'].check(kind)} (the kinds "
+                              f"registered in this process).{f' Did you mean {close[0]!r}?' if close else ''} Your own "
+                              "kinds: register them with jaxnet.sweep's register_network, register_task or register_rule "
+                              "before loading the config.")
     for key in raw:
         if key not in spec:
             close = difflib.get_close_matches(key, list(spec), n=1)
@@ -205,8 +213,11 @@ def load_config(source: str | dict, overrides: dict[str, Any] | None = None) -> 
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
         if section not in known or not key:
-            close = difflib.get_close_matches(section, known, n=1) if key else []
-            hint = f" Did you mean '{close[0]}.{key}'?" if close else ""
+            if key:
+                close = [f"{c}.{key}" for c in difflib.get_close_matches(section, known, n=1)]
+            else:  # no section: the sections that have this key
+                close = [f"{c}.{section}" for c in known if section in schema()[c]][:1]
+            hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"override '{dotted}' must be 'section.key' with section one of "
                               f"{', '.join(known)}.{hint}")
         tables = rules if section == "rule" else [sections[section]]

@@ -116,6 +116,11 @@ SECTION_KEYS: dict[str, dict[str, Key]] = {
     },
 }
 
+#: The results table's columns that are not config keys (`_store.rows`): no key may take their names.
+RUN_COLUMNS = ("run", "point", "network_seed", "init_seed", "instance", "step", "edge_updates", "loss",
+               "normalized_loss", "test_loss", "accuracy", "test_accuracy", "cosine", "at_bound", "status",
+               "failure", "failed_step")
+
 #: Where in its section a kind's keys go: after this key (`kind` is first).
 KIND_KEYS_AFTER = {"network": "kind", "task": "kind", "rule": "p"}
 

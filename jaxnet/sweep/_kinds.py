@@ -28,7 +28,8 @@ def _iris(point, key, net):
     if point["network"] == "lab":
         t = LAB_TERMINALS
         terminals = (t["features"] + (t["bias"] if bias else ()), t["output"], t["ground"])
-    return iris_task(key, net, n_train=point["n_train"], encoding=point["encoding"], readout=point["readout"],
+    readout = None if point["readout"] == "auto" else point["readout"]  # iris_task's default for the encoding
+    return iris_task(key, net, n_train=point["n_train"], encoding=point["encoding"], readout=readout,
                      bias=bias, terminals=terminals)
 
 
@@ -40,7 +41,7 @@ def _iris_check(point) -> str | None:
                 "task.readout = 'nearest'.")
     if point["network"] == "lab" and point["encoding"] != "levels":
         return ("network.kind = 'lab' wires Iris with one output (jn.LAB_TERMINALS): set task.encoding = 'levels' "
-                "and task.readout = 'nearest'.")
+                "(its readout then defaults to nearest).")
     return None
 
 
@@ -81,8 +82,9 @@ register_task("iris", _iris, {
     "n_train": Key(100, integer(1), N_TRAIN),
     "encoding": Key("one_hot", choice("one_hot", "levels"),
                     "Iris targets: one output per class (one_hot) or one output at ordered class levels"),
-    "readout": Key("argmax", choice("argmax", "nearest"),
-                   "how outputs are read as a class: highest output, or nearest class target (levels: 'nearest')"),
+    "readout": Key("auto", choice("auto", "argmax", "nearest"),
+                   "how outputs are read as a class: highest output, or nearest class target ('auto': argmax for "
+                   "one_hot, nearest for levels, as jn.iris_task)"),
     "bias": Key("none", _bias, "voltage of a bias (reference) input node, or 'none'")}, check=_iris_check)
 
 register_rule("coupled_learning", rules.CoupledLearning,

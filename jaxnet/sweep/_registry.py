@@ -16,7 +16,8 @@ import typing
 from typing import Any, Callable, Literal
 
 from ..rules import Rule
-from ._keys import DEFAULT_KIND, KIND_KEYS_AFTER, REQUIRED, SECTION_KEYS, Key, boolean, choice, constrained, integer
+from ._keys import DEFAULT_KIND, KIND_KEYS_AFTER, REQUIRED, RUN_COLUMNS, SECTION_KEYS, Key, boolean, choice
+from ._keys import constrained, integer
 from ._keys import number
 
 
@@ -46,6 +47,14 @@ def _register(section: str, name: str, keys: dict[str, Key], build: Callable, ch
         if key in SECTION_KEYS[section] or key == "kind":
             raise ValueError(f"{section} kind {name!r}: key {key!r} is a key of every [{section}] table; "
                              "give the kind's own keys only.")
+        # A grid point is one dict of every section's keys, and the results table has a column per
+        # key beside its own columns: one name, one meaning.
+        for other in SECTION_KEYS.keys() - {section}:
+            if key in SECTION_KEYS[other] or any(key in kind.keys for kind in KINDS.get(other, {}).values()):
+                raise ValueError(f"{section} kind {name!r}: key {key!r} is taken by the [{other}] section; a key's "
+                                 "name must be unique across sections: rename it.")
+        if key in RUN_COLUMNS or key in SECTION_KEYS:
+            raise ValueError(f"{section} kind {name!r}: key {key!r} is the name of a results column: rename it.")
         if section != "rule" and not spec.static:
             raise ValueError(f"{section} kind {name!r}: key {key!r} is traced; a {section}'s keys are static "
                              f"(each {section} is built before the compiled program runs).")
@@ -206,6 +215,11 @@ def _kind_keys(kinds) -> dict[str, Key]:
             elif merged[key].default is not REQUIRED and merged[key].default != spec.default:
                 merged[key] = dataclasses.replace(merged[key], default=REQUIRED)
     return merged
+
+
+def registered_kinds(section: str) -> tuple[str, ...]:
+    """The names of `section`'s registered kinds, in registration order."""
+    return tuple(KINDS[section])
 
 
 def kinds_using(section: str, key: str) -> tuple[str, ...] | None:
