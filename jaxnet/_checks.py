@@ -133,5 +133,5 @@ def check_no_floating(net: "Network", k, fixed_nodes) -> None:
         if floating.any():
             raise ValueError(
                 f"node {int(np.flatnonzero(floating)[0])} is floating: no path of positive "
-                f"conductance joins it to a fixed node ({int(floating.sum())} such nodes)."
+                f"conductance joins it to a fixed node ({int(floating.sum())} such node{'s' * (int(floating.sum()) != 1)})."
             )

@@ -271,6 +271,11 @@ def iris_task(
         raise ValueError(f"encoding must be 'one_hot' or 'levels'; got {encoding!r}.")
     if np.shape(levels) not in ((3,), (3, 1)):
         raise ValueError(f"levels must hold one voltage per class (3); got shape {np.shape(levels)}.")
+    if len(set(np.asarray(levels, float).reshape(-1).tolist())) < 3:
+        raise ValueError(f"levels must be three different voltages (two classes at one level cannot be told apart); "
+                         f"got {tuple(np.asarray(levels, float).reshape(-1).tolist())}.")
+    if np.ndim(bias) > 1:
+        raise ValueError(f"bias must be a sequence of voltages (one per bias node); got shape {np.shape(bias)}.")
     try:
         bias = np.asarray(bias, float).reshape(-1)
     except (TypeError, ValueError):

@@ -66,6 +66,11 @@ def test_readouts_against_numpy(key):
         jn.Task([0], [1], [2], [[0.3]], [[0.2]], readout="argmax")
     with pytest.raises(ValueError, match="readout must be"):
         jn.Task([0], [1], [2], [[0.3]], [[0.2]], readout="closest")
+    net = jn.lab_network()
+    with pytest.raises(ValueError, match="three different voltages"):
+        jn.iris_task(jax.random.key(0), net, encoding="levels", levels=(0.2, 0.2, 0.6))
+    with pytest.raises(ValueError, match="one per bias node"):
+        jn.iris_task(jax.random.key(0), net, encoding="levels", bias=((1.0,),))
 
 
 def test_lab_network_is_the_named_generator_and_seed():

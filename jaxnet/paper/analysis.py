@@ -189,12 +189,13 @@ IRIS_GOALS = {"gradient_descent": 0.95, "discrete": 0.90}
 
 
 def iris_goals(claim2_numbers: dict) -> dict:
-    """Each Iris goal against the median reached: gradient descent's ceiling, and the discrete
-    rule at its best p (equal updates per edge); `{}` without Iris runs."""
+    """Each Iris goal against the median test accuracy reached: gradient descent's ceiling, and
+    the discrete rule at the p of the highest median *training* accuracy (equal updates per
+    edge; the test set never picks a hyperparameter); `{}` without Iris runs."""
     discrete = [r for r in claim2_numbers["rows"] if r["rule"] == "discrete" and "test_accuracy" in r]
     if not claim2_numbers["ceiling"] or not discrete:
         return {}
-    best = max(discrete, key=lambda r: r["test_accuracy"]["median"])
+    best = max(discrete, key=lambda r: r["accuracy"]["median"])
     reached = {"gradient_descent": claim2_numbers["ceiling"][0]["test_accuracy"]["median"],
                "discrete": best["test_accuracy"]["median"]}
     return {name: dict(goal=goal, median=reached[name], reached=bool(reached[name] >= goal),

@@ -106,7 +106,8 @@ def comparison(net: Network, task: Task, rule: CoupledLearning, conductances, *,
     precision measured), `eta` the nudge standing for the eta -> 0 limit.
 
     **Returns:** a dict of floats. "limit": `dk/alpha` at `eta`; "step": the rule's realised step
-    (its own eta, clipped to its bounds); "free edges": edges not at a bound at `conductances`.
+    (its own eta, clipped to its bounds); "free edges": edges neither at a bound at `conductances`
+    nor clipped by the step (so the clip leaves their step as the rule made it).
 
     - `cos_cl_limit_vs_neg_grad_loss_{all,free}_edges`, `cos_cl_limit_vs_neg_grad_keff_weighted_error_{...}`
     - `cos_cl_step_vs_neg_grad_loss_{...}`, `cos_cl_step_vs_neg_grad_keff_weighted_error_{...}`
@@ -128,10 +129,11 @@ def comparison(net: Network, task: Task, rule: CoupledLearning, conductances, *,
     kk = np.asarray(k, np.float64)
     k_min, k_max = np.asarray(k.dtype.type(rule.k_min), np.float64), np.asarray(k.dtype.type(rule.k_max), np.float64)
     at_bound = (kk <= k_min) | (kk >= k_max)
-    free = ~at_bound
+    raw_step = float(rule.alpha) * v["raw"]
+    clipped = (kk + raw_step < k_min) | (kk + raw_step > k_max)
+    free = ~at_bound & ~clipped  # the edges whose step the clip leaves as the rule made it
     neg_c, neg_w = -v["grad_loss"], -v["grad_frozen"]
     projected = np.where(((kk <= k_min) & (neg_c < 0)) | ((kk >= k_max) & (neg_c > 0)), 0.0, neg_c)
-    raw_step = float(rule.alpha) * v["raw"]
     out = {}
     for name, a in (("limit", v["limit"]), ("step", v["step"])):
         for target, b in (("loss", neg_c), ("keff_weighted_error", neg_w)):
@@ -151,7 +153,7 @@ def comparison(net: Network, task: Task, rule: CoupledLearning, conductances, *,
     out["keff_eigenvalue_ratio"] = float(eig[-1] / eig[0])
     out["edges"] = float(kk.size)
     out["edges_at_bound"] = float(at_bound.sum())
-    out["edges_clipped_by_step"] = float(np.sum((kk + raw_step < k_min) | (kk + raw_step > k_max)))
+    out["edges_clipped_by_step"] = float(clipped.sum())
     out["loss"] = float(v["loss"])
     return out
 
@@ -233,7 +235,7 @@ def markdown(numbers: dict) -> str:
     lines = [f"Coupled learning at eta = {part['limit_eta']:g} (CL, the eta -> 0 limit) and the rule's clipped step at "
              f"eta = {part['setup']['eta']:g} (step), against -∇C (C = output loss) and -∇W (W = mean e^T K_eff e, "
              "K_eff frozen); medians over the logged steps after step 0 (one column at step 0); "
-             "'free': the edges not at a bound; 'projected': -∇C less what pushes an edge at a bound outward.", "",
+             "'free': the edges neither at a bound nor clipped by the step; 'projected': -∇C less what pushes an edge at a bound outward.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in part["runs"]:
         cells = [row["dtype"], str(row["n_nodes"]), str(row["outputs"]), row["bounds"],
@@ -274,10 +276,10 @@ def findings(numbers: dict) -> str:
                  + (", and the weighting by the network's output conductances is what separates it from gradient "
                     "descent." if compare(several) == "lower" and compare(single) == "the same" else "."))
     if bounded:
-        text += (f" *The bounds*, on the {len(bounded)} {kind}runs where edges reach a bound (up to "
+        text += (f" *The bounds*, on the {len(bounded)} {kind}run{'s' * (len(bounded) != 1)} where edges reach a bound (up to "
                  f"{max(r['max_edges_at_bound'] for r in bounded):.0f} edges): the rule's clipped step against -∇C is "
                  f"{fmt(step_all, 4)} over all edges, {said[compare(step_all)]}, and {fmt(step_free, 4)} over the "
-                 f"edges not at a bound, {said[compare(step_free)]}.")
+                 f"edges the clip leaves alone (not at a bound, not clipped by the step), {said[compare(step_free)]}.")
     else:
         text += " *The bounds:* no edge reached a bound in these runs."
     return text + "\n"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import keff
 from .differences import differences
-from .words import RULE, by_word, compare, fmt as _fmt, listing
+from .words import RULE, by_word, compare, count as _count, fmt as _fmt, listing
 
 
 def _runs_cell(row: dict) -> str:
@@ -43,7 +43,7 @@ def _setup(numbers: dict) -> str:
         c = s["config"]
         parts.append(f"`{name}` ({s['runs']} runs, {s['wall_s']:.0f} s): {c['sweep']['steps']} "
                      f"{'updates per edge' if c['sweep']['clock'] == 'edge_updates' else 'steps'}, "
-                     f"{c['sweep']['networks']} networks x {c['sweep']['seeds']} seeds, {c['sweep']['dtype']}, "
+                     f"{_count(c['sweep']['networks'], 'network')} x {_count(c['sweep']['seeds'], 'seed')}, {c['sweep']['dtype']}, "
                      f"network {c['network']['kind']}, task {c['task']['kind']}")
     return "**Setup** (every key: `claims.json`; configs: `jaxnet/configs/reproduce/`): " + "; ".join(parts) + ".\n"
 
@@ -133,8 +133,8 @@ def claim2(n: dict) -> str:
                       f"{g['median']:.3f})" for name, g in goals.items()}
         out.append("**Against the lab's figure** (above 95% with 30 training examples; the goals: gradient descent at "
                    "that figure, the lab's discrete rule at 0.90): gradient descent "
-                   f"{said['gradient_descent']}; the discrete rule {said['discrete']} at its best p = "
-                   f"{goals['discrete']['best_p']:g}.\n")
+                   f"{said['gradient_descent']}; the discrete rule {said['discrete']} at p = "
+                   f"{goals['discrete']['best_p']:g} (the p of the highest median training accuracy).\n")
     for rule, task in sorted({(r["rule"], r["task"]) for r in n["rows"]}):
         out.append(_claim2_finds(rule, task, [r for r in n["rows"] if (r["rule"], r["task"]) == (rule, task)
                                               and r["p"] < 1],
@@ -196,7 +196,7 @@ def claim3(n: dict) -> str:
     held = ", ".join(f"p={m['p']:g}" for m in agree) or "none"
     out.append(f"**Finds:** criteria: the same b matches both the spread and the deviation, and, paired per "
                f"network, the matched b's spread and final C/C0 are the same as p's. They hold for {len(agree)} of "
-               f"{len(n['matches'])} values of p ({held}). Where they fail the analogy breaks; the table says by "
+               f"{_count(len(n['matches']), 'value')} of p ({held}). Where they fail the analogy breaks; the table says by "
                "how much. Desync noise also differs in kind: a masked edge does not move at all, while a mini-batch "
                "moves every edge along a noisy direction.\n")
     smallest = min(int(k.split(":")[1]) for k in n["summary"] if k.startswith("minibatch:"))

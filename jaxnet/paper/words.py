@@ -56,3 +56,8 @@ def by_word(cases: list[tuple[str, str]], words: dict[str, str]) -> str:
         if labels:
             parts.append(f"{said} {listing(labels)}")
     return "; ".join(parts)
+
+
+def count(n, noun: str) -> str:
+    """`"1 network"`, `"2 networks"`: a number and its noun, singular or plural."""
+    return f"{n} {noun}{'s' * (n != 1)}"
