@@ -216,6 +216,7 @@ def plot_network(
     path: str | None = None,
     ax=None,
     title: str | None = None,
+    k_range: tuple[float, float] | None = None,
 ):
     """Draw a network: edges by conductance (or current), nodes by voltage, terminals marked.
 
@@ -237,6 +238,8 @@ def plot_network(
     - `edge_color`: ``"conductance"`` or ``"current"`` (`|I_e|`, needs `voltages`).
     - `path`: write a PNG there; `ax`: draw into this matplotlib axes (else a new figure).
     - `title`: the axes' title.
+    - `k_range`: optional `(low, high)`, the `k` that the colour bar and the edge widths span
+      (default: this `k`'s own range); give two drawings one range to compare them.
 
     **Returns:** the matplotlib `Figure`.
 
@@ -251,6 +254,8 @@ def plot_network(
         raise ValueError(f"conductances must have shape ({net.n_edges},); got {k.shape}.")
     if edge_color not in ("conductance", "current"):
         raise ValueError(f"edge_color must be 'conductance' or 'current'; got {edge_color!r}.")
+    if k_range is not None and not (np.shape(k_range) == (2,) and 0 <= k_range[0] <= k_range[1] < np.inf):
+        raise ValueError(f"k_range must be (low, high) with 0 <= low <= high < inf; got {k_range!r}.")
     if voltages is not None:
         voltages = np.asarray(voltages, float)
         if voltages.shape != (net.n_nodes,):
@@ -272,13 +277,16 @@ def plot_network(
     else:
         values, label = k, k_label(kinds)
     positive = k[k > 0]
-    spread = positive.size and positive.max() / positive.min() > 10
-    scale = np.log(np.maximum(k, positive.min())) if spread else k
-    span = np.ptp(scale)
-    width = 0.5 + 4.0 * (scale - scale.min()) / span if span > 0 else np.full(net.n_edges, 2.0)
+    low, high = k_range if k_range is not None else (positive.min(), positive.max()) if positive.size else (0.0, 0.0)
+    spread = low > 0 and high / low > 10
+    scale = (lambda v: np.log(np.maximum(v, low))) if spread else (lambda v: np.asarray(v, float))  # noqa: E731
+    span = scale(high) - scale(low)
+    width = 0.5 + 4.0 * np.clip((scale(k) - scale(low)) / span, 0, 1) if span > 0 else np.full(net.n_edges, 2.0)
     paths = edge_paths(net, pos)
     lines = LineCollection(paths, linewidths=width, cmap="viridis", linestyles=[KIND_STYLES[c] for c in kinds])
     lines.set_array(values)
+    if k_range is not None and edge_color == "conductance":
+        lines.set_clim(low, high)
     ax.add_collection(lines)
     marks = diode_marks(paths, kinds)
     if marks is not None:
@@ -325,8 +333,11 @@ def plot_before_after(net, task, k_before, k_after, path: str, label: str) -> No
     x = jnp.concatenate([task.x_train[0], jnp.zeros(task.ground.shape[0], task.x_train.dtype)])
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
+    both = np.concatenate([np.asarray(k_before, float), np.asarray(k_after, float)])
+    k_range = (float(both.min()), float(both.max()))  # one scale for the two drawings
     for ax, k, when in ((axes[0], k_before, "before"), (axes[1], k_after, "after")):
         k = jnp.asarray(k, x.dtype)
-        plot_network(net, k, solve(net, k, task.fixed_nodes, x), task=task, ax=ax, title=f"{label}, {when} training")
+        plot_network(net, k, solve(net, k, task.fixed_nodes, x), task=task, ax=ax, title=f"{label}, {when} training",
+                     k_range=k_range)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)

@@ -106,3 +106,16 @@ def test_plot_network_sets_terminal_labels_off_their_markers():
         nearest = np.clip(centre, [box.x0, box.y0], [box.x1, box.y1])
         assert np.linalg.norm(nearest - centre) > reach, text.get_text()
         assert ax.get_window_extent(renderer).contains(*box.p0) and ax.get_window_extent(renderer).contains(*box.p1)
+
+
+def test_plot_network_draws_two_networks_on_one_k_range():
+    """`k_range` fixes the colour bar (and the widths) so that two drawings compare; bad ranges are refused."""
+    net = jn.square_lattice(3, 3)
+    k = np.linspace(0.5, 1.0, net.n_edges)
+    lines = [c for c in jn.plot_network(net, k, k_range=(0.1, 2.0)).axes[0].collections if c.get_array() is not None]
+    assert lines[0].get_clim() == (0.1, 2.0)
+    own = [c for c in jn.plot_network(net, k).axes[0].collections if c.get_array() is not None]
+    assert own[0].get_clim() == (0.5, 1.0)
+    for bad in ((2.0, 1.0), (-1.0, 1.0), (0.1,)):
+        with pytest.raises(ValueError, match="k_range"):
+            jn.plot_network(net, k, k_range=bad)

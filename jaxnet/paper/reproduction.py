@@ -12,6 +12,7 @@ import importlib.metadata
 import importlib.resources
 import json
 import os
+import pathlib
 from typing import Any
 
 import jax
@@ -152,7 +153,7 @@ def _analyze(claim: str, scale: str, dirs: dict[str, str], out_dir: str) -> dict
 
 def _analyzed(claim: str, scale: str, dirs: dict[str, str], out_dir: str) -> dict:
     """`_analyze`'s numbers, as JSON holds them; read back from `out_dir/analysis/` when neither
-    the claim's sweeps (every file's name, size and modification time) nor the paper's code
+    the claim's sweeps (every file's name, size and modification time) nor jaxnet's code
     changed since they were written and their figures are there (rewriting a report then
     takes seconds, not the minutes of the trajectories and the K_eff study)."""
     key = dict(claim=claim, scale=scale, jaxnet=importlib.metadata.version("jaxnet"), code=_code_digest(),
@@ -178,11 +179,12 @@ def _stat(path: str) -> tuple[int, int]:
 
 @functools.cache
 def _code_digest() -> str:
-    """A digest of the paper package's source (its analysis decides the numbers)."""
+    """A digest of jaxnet's source: the analysis, the figures it draws and the K_eff study's
+    training all depend on it."""
     digest = hashlib.sha256()
-    package = importlib.resources.files(__package__)
-    for name in sorted(p.name for p in package.iterdir() if p.name.endswith(".py")):
-        digest.update(name.encode() + package.joinpath(name).read_bytes())
+    root = pathlib.Path(__file__).resolve().parents[1]
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + path.read_bytes())
     return digest.hexdigest()
 
 
