@@ -133,3 +133,13 @@ def test_lab_iris_sweep_uses_the_documented_wiring(tmp_path):
 def test_iris_config_errors(overrides, match):
     with pytest.raises(jn.ConfigError, match=match):
         jn.load_config(LAB_IRIS, overrides)
+
+
+def test_iris_on_a_network_too_small_for_its_terminals_is_a_config_error():
+    """Named when the config is read (before a directory is made), with what to change."""
+    small = {"network": {"kind": "random", "n_nodes": 6, "n_edges": 10},
+             "task": {"kind": "iris", "encoding": "levels", "bias": 1.0},
+             "rule": {"kind": "coupled_learning", "alpha": 1.0, "eta": 0.1}}
+    with pytest.raises(jn.ConfigError, match="iris needs 7 terminals .* 6 nodes: raise network.n_nodes .* drop task.bias"):
+        jn.load_config(small)
+    assert jn.load_config(small, {"network.n_nodes": 7}).points()

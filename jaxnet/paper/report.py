@@ -107,7 +107,8 @@ def claim2(n: dict) -> str:
            "in claim 1. " + _WORDS + " " + _MEDIANS + "\n"]
     acc = (lambda r, name: _fmt(r[name], 2) if name in r else "")
     rows = [[r["rule"], r["task"], f"{r['p']:g}", _runs_cell(r), _fmt(r["loss_ratio"]), _fmt(r["vs_sync"]),
-             _in_words(r), acc(r, "test_accuracy"), _fmt(r["loss_ratio_equal_steps"]), _in_words(r, "vs_sync_equal_steps"),
+             _in_words(r), acc(r, "test_accuracy"), _fmt(r["loss_ratio_equal_steps"]),
+             f"{_fmt(r['vs_sync_equal_steps'])} ({_in_words(r, 'vs_sync_equal_steps')})",
              acc(r, "test_accuracy_equal_steps"), _fmt(r["at_bound"], 2)] for r in n["rows"]]
     out.append(_table(["rule", "task", "p", "n", "C/C0, equal edge updates", "vs sync", "in words",
                        "test accuracy (Iris)", "C/C0, equal steps", "vs sync, equal steps",

@@ -42,6 +42,12 @@ def _iris_check(point) -> str | None:
     if point["network"] == "lab" and point["encoding"] != "levels":
         return ("network.kind = 'lab' wires Iris with one output (jn.LAB_TERMINALS): set task.encoding = 'levels' "
                 "(its readout then defaults to nearest).")
+    nodes = point.get("n_nodes") or (point["rows"] * point["cols"] if point.get("rows") else None)
+    terminals = 4 + (point["bias"] != "none") + (3 if point["encoding"] == "one_hot" else 1) + 1
+    if point["network"] != "lab" and nodes is not None and nodes < terminals:
+        return (f"iris needs {terminals} terminals (4 feature inputs{', a bias input' * (point['bias'] != 'none')}, "
+                f"{3 if point['encoding'] == 'one_hot' else 1} output(s), ground) but the network has {nodes} nodes: "
+                f"raise network.n_nodes (or rows, cols){', or drop task.bias' * (point['bias'] != 'none')}.")
     return None
 
 
