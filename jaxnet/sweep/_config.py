@@ -110,21 +110,23 @@ def _normalize_section(section: str, raw: Any, index: int | None = None) -> dict
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be a table of keys; got {type(raw).__name__}.")
     spec = schema()[section]
-    named = raw.get("kind", [])
-    for kind in (named if isinstance(named, list) else [named]):  # before its keys: they are unknown without it
-        if "kind" in spec and isinstance(kind, str) and spec["kind"].check(kind):
-            close = difflib.get_close_matches(kind, registered_kinds(section), n=1)
-            raise ConfigError(f"{section}.kind in {where} is {kind!r}; allowed: {spec['kind'].check(kind)} (the kinds "
-                              f"registered in this process).{f' Did you mean {close[0]!r}?' if close else ''} Your own "
-                              "kinds: register them with jaxnet.sweep's register_network, register_task or register_rule "
+    kind_values = raw.get("kind", spec["kind"].default) if "kind" in spec else None
+    kinds = kind_values if isinstance(kind_values, list) else [kind_values]
+    for kind in kinds if "kind" in spec else ():  # before the keys: a kind's keys are unknown without it
+        if kind is REQUIRED:
+            raise ConfigError(f"{where} needs a 'kind': {spec['kind'].check(None)}.")
+        problem = spec["kind"].check(kind)
+        if problem:
+            close = difflib.get_close_matches(kind, registered_kinds(section), n=1) if isinstance(kind, str) else []
+            raise ConfigError(f"{section}.kind in {where} is {kind!r}; allowed: {problem} (the kinds registered in "
+                              f"this process).{f' Did you mean {close[0]!r}?' if close else ''} Your own kinds: "
+                              "register them with jaxnet.sweep's register_network, register_task or register_rule "
                               "before loading the config.")
     for key in raw:
         if key not in spec:
             close = difflib.get_close_matches(key, list(spec), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else f" Valid keys: {', '.join(spec)}."
             raise ConfigError(f"unknown key '{key}' in {where}.{hint}")
-    kind_values = raw.get("kind", spec["kind"].default) if "kind" in spec else None
-    kinds = kind_values if isinstance(kind_values, list) else [kind_values]
     out: dict[str, Any] = {}
     for key, k in spec.items():
         name = f"{section}.{key}"
@@ -135,13 +137,7 @@ def _normalize_section(section: str, raw: Any, index: int | None = None) -> dict
                 raise ConfigError(f"{name} in {where} cannot be a list: it is not a grid axis.")
             if not value:
                 raise ConfigError(f"{name} in {where} is an empty list: give at least one value.")
-        if key == "kind":
-            for v in values:
-                if v is REQUIRED:
-                    raise ConfigError(f"{where} needs a 'kind': {k.check(None)}.")
-                problem = k.check(v)
-                if problem:
-                    raise ConfigError(f"{name} in {where} is {v!r}; allowed: {problem}.")
+        if key == "kind":  # checked above
             out[key] = value
             continue
         using = kinds_using(section, key)
