@@ -153,10 +153,11 @@ def _analyze(claim: str, scale: str, dirs: dict[str, str], out_dir: str) -> dict
 
 def _analyzed(claim: str, scale: str, dirs: dict[str, str], out_dir: str) -> dict:
     """`_analyze`'s numbers, as JSON holds them; read back from `out_dir/analysis/` when neither
-    the claim's sweeps (every file's name, size and modification time) nor jaxnet's code
-    changed since they were written and their figures are there (rewriting a report then
+    the claim's sweeps (every file's name, size and modification time) nor jaxnet's code (nor
+    jax's version) changed since they were written and their figures are there (rewriting a report then
     takes seconds, not the minutes of the trajectories and the K_eff study)."""
-    key = dict(claim=claim, scale=scale, jaxnet=importlib.metadata.version("jaxnet"), code=_code_digest(),
+    key = dict(claim=claim, scale=scale, jaxnet=importlib.metadata.version("jaxnet"), jax=jax.__version__,
+               code=_code_digest(),
                sweeps={name: sorted([f, *_stat(os.path.join(d, f))] for f in os.listdir(d)) for name, d in dirs.items()})
     key = json.loads(json.dumps(key))
     path = os.path.join(out_dir, "analysis", f"claim_{claim}.json")
