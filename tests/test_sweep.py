@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import jaxnet as jn
+from jaxnet.sweep import Key, columns, register_rule
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -66,6 +67,10 @@ def test_table_is_tidy(small_sweep):
     for column in ("run", "point", "network_seed", "init_seed", "instance", "step", "edge_updates", "loss",
                    "normalized_loss", "test_loss", "at_bound", "status", "failure", "failed_step"):
         assert column in table.columns
+    # Every column that is not a config key is a name a registered kind's key may not take.
+    for own in set(table.columns) - set(columns()):
+        with pytest.raises(ValueError, match=f"key '{own}' is the name of a results column"):
+            register_rule(f"with_{own}", jn.rules.CoupledLearning, keys={own: Key(1.0, lambda v: None, "")})
     assert (table.status == "ok").all() and (table.failure == "").all() and (table.failed_step == -1).all()
     assert table.attrs["failed_runs"] == []
     np.testing.assert_allclose(table["edge_updates"], table["p"] * table["step"])

@@ -11,9 +11,10 @@ core knows nothing of it (no core module imports this package).
   `networks x seeds` instances: network seed `i` gives the network and the task (terminals,
   data), the same at every grid point, so rules are compared on the same networks; training
   seed `j` gives the initial conductances and the run's PRNG key (`_build`).
-- **Group.** Points with equal static keys (sizes, kinds, `steps`, ...) form a group: one
+- **Group.** Points with equal static keys (sizes, kinds, the solver, ...) form a group: one
   compiled program, in which the traced hyperparameters (`alpha`, `eta`, `p`, the learning
-  rate, ...) are vmapped along with the instances (`_plan`).
+  rate, ...) are vmapped along with the instances, and `steps` and `log_every` are traced
+  per chunk (so a p grid under `clock = "edge_updates"` is one group; `_plan`).
 - **Batch and shard.** A group's runs are cut into chunks that fit in device memory; each
   chunk is one `jit(vmap(train))` whose run axis is sharded over every device of every
   process (`jax.distributed`: each process builds the same inputs and computes its share;
