@@ -31,8 +31,17 @@ from ._spice_cards import DIODE_ACCEPTED as DIODE_ACCEPTED, DIODE_HONOURED as DI
 from ._spice_read import SpiceCircuit as SpiceCircuit, from_spice as from_spice
 from ._spice_write import to_spice as to_spice
 from ._sharding import shard_instances as shard_instances
-from ._solve import solve as solve
-from ._solver import Solver as Solver
+from ._nonlinear import Newton as Newton
+from ._solve import Solver as Solver, solve as solve
+from ._solver import (
+    AbstractSolver as AbstractSolver,
+    Auto as Auto,
+    CG as CG,
+    CGThenDense as CGThenDense,
+    Dense as Dense,
+    LinearSolver as LinearSolver,
+    SolveInfo as SolveInfo,
+)
 from . import rules as rules
 from ._states import (
     Measurement as Measurement,

@@ -3,7 +3,7 @@
 The free nodes of a network with `Elements` settle where the co-content `Φ(V) = Σ_e C_e(Δ_e)`
 is least (Kirchhoff's current law is `∂Φ/∂V = 0` there; see `_elements`). `Φ` is convex, and
 its Hessian is the weighted Laplacian of the elements' small-signal conductances, so each
-Newton step is one solve with the shared Kirchhoff solver (`solve_system`). A backtracking line
+Newton step is one solve with its linear solver (`Newton.linear`). A backtracking line
 search on the current imbalance, each node's weighted by its own tolerance (Armijo), damps the
 steps: a Newton step descends every such weighted norm, and it sees a node that carries
 picoamperes as well as one that carries amperes, which a search on `Φ` (whose rounding is set
@@ -25,27 +25,27 @@ from jaxtyping import Array, Float
 
 from ._network import Network, edge_drops, edge_sums, incident_sum, outflow
 from ._results import RESULTS, first_failure
-from ._solver import SolveInfo, Solver, solve_system
+from ._solver import AbstractSolver, Auto, LinearSolver, SolveInfo, check_fields
 
 
 def _step_solve(net, g, free, rhs, solver):
     """The linear solves of a Newton step (or of its adjoint), one per example: `(x, singular)`.
 
     `g` `(B, E)` and `rhs` `(B, N)`, one system per example. Their residual is not held to the
-    `Solver`'s tolerance: a reverse-biased diode's conductance (~1e-12 S) beside a resistor's
+    tolerance of Newton's linear solver: a reverse-biased diode's conductance (~1e-12 S) beside a resistor's
     makes the system too ill-conditioned for any backward-stable solve to meet it, and Newton
     needs no exact steps (its own test, on the current law, is the check). A singular or
     non-finite solve is reported, for the error message.
     """
     def one(g, rhs):
-        x, info = solve_system(net, g, free, rhs[:, None], method=solver, check=False)
+        x, info, _ = solver.linear.solve(net, g, free, rhs[:, None], check=False)
         return x[:, 0], (info.result == RESULTS.nonfinite) | (info.result == RESULTS.singular)
 
     x, singular = jax.vmap(one)(g, rhs)
     return x, jnp.any(singular)
 
 
-def _newton(net: Network, k, free, boundary, guess, solver: Solver):
+def _newton(net: Network, k, free, boundary, guess, solver: Newton):
     """`(V, SolveInfo)`: each example's co-content minimum, `V = boundary` at the fixed nodes.
 
     All examples `(B, N)` advance together in one loop (each with its own Jacobian and line
@@ -57,7 +57,7 @@ def _newton(net: Network, k, free, boundary, guess, solver: Solver):
     `train` raise or record it from `info.result`.)
     """
     el, dtype = net.elements, boundary.dtype
-    rtol, atol, eps = solver.newton_tolerance(dtype), solver.atol, jnp.finfo(dtype).eps
+    rtol, atol, eps = solver.tolerance(dtype), solver.atol, jnp.finfo(dtype).eps
     batch = boundary.shape[0]
 
     def residual(v):
@@ -119,7 +119,7 @@ def _newton(net: Network, k, free, boundary, guess, solver: Solver):
         # At least one step, so its linear solve sees a singular Jacobian even where the start
         # is already balanced (a node between off transistors carries no current at 0 V, and
         # its voltage is undetermined, not 0).
-        return (count == 0) | ((jnp.max(it) < solver.newton_steps) & ~jnp.all(converged(r, tol)))
+        return (count == 0) | ((jnp.max(it) < solver.max_steps) & ~jnp.all(converged(r, tol)))
 
     v0 = free * guess + (1 - free) * boundary
     init = (v0, *imbalance(v0), jnp.zeros(batch, jnp.int32), jnp.array(False), jnp.int32(0))
@@ -203,32 +203,68 @@ def _equilibrium_bwd(v, grad_obj, perturbed, diff, net, free, guess, solver):
     return -k_bar, (1 - free) * v_bar - boundary_bar
 
 
-def equilibrium(
-    net: Network,
-    k: Float[Array, "*batch edges"],
-    free: Float[Array, " nodes"],
-    boundary: Float[Array, "batch nodes"],
-    guess: Float[Array, "batch nodes"] | None,
-    solver: Solver,
-) -> tuple[Float[Array, "batch nodes"], SolveInfo]:
-    """The states of a network with elements for a batch of examples: `(B, N)` and `SolveInfo`.
+class Newton(AbstractSolver):
+    """Damped Newton on the co-content of a network with nonlinear `Elements`; each step one
+    solve of `linear` with the elements' small-signal conductances.
 
-    **Arguments:** `net` (with `elements`); `k` `(E,)` element parameters, or `(B, E)` one set
-    per example; `free` `(N,)` the free-node mask; `boundary` `(B, N)` the voltages of the
-    fixed nodes (ignored elsewhere); `guess` `(B, N)` a starting point at the free nodes (None:
-    0 V); `solver` its tolerances and Newton's iteration cap.
+    `jn.solve`, `train` and the rest take it for a network with elements; given a linear
+    solver there, they use `Newton(linear=that, rtol=that.rtol, atol=that.atol)`, and given a
+    `Newton` for a network of resistors only, they use its `linear`.
 
-    Newton stops when every free node's current imbalance is at most `rtol` times the current
-    through it, plus `atol`, the rounding floor of its voltages, and `1e-3 rtol` times the
-    example's largest current (as SPICE's `abstol`); an example not converged within
-    `solver.newton_steps` has NaN voltages, and `info.result` says why. `info` holds per
-    example the Newton iterations and the worst relative imbalance.
-    Differentiable in `k` and `boundary` by one adjoint solve per example (implicit
-    differentiation), never through the iterations.
+    **Fields** (static):
+
+    - `linear`: the linear solver of the steps (default `Auto()`). Its residual is not held
+      to its tolerance: Newton needs no exact steps, and its own test is the check.
+    - `rtol`: relative tolerance on each free node's current imbalance, against the current
+      through the node (None: 1e-4 in float32, 1e-10 in float64).
+    - `atol`: absolute tolerance on the imbalance (amperes), default 0.
+    - `max_steps`: the iteration cap (default 50); not converging within it is a failure
+      (`RESULTS.newton`) that names the imbalance reached.
     """
-    if guess is None:
-        guess = jnp.zeros_like(boundary)
-    return _equilibrium((k, boundary), net, free, jax.lax.stop_gradient(guess), solver)
+
+    linear: LinearSolver = Auto()
+    rtol: float | None = eqx.field(static=True, default=None)
+    atol: float = eqx.field(static=True, default=0.0)
+    max_steps: int = eqx.field(static=True, default=50)
+
+    def __check_init__(self):
+        if not isinstance(self.linear, LinearSolver):
+            raise ValueError(f"Newton's linear solver must be jn.Dense, jn.CG, jn.CGThenDense or jn.Auto; "
+                             f"got {type(self.linear).__name__}.")
+        check_fields(self)
+
+    def tolerance(self, dtype) -> float:
+        """`rtol`, or its default for `dtype` (1e-4 in float32, 1e-10 in float64)."""
+        if self.rtol is not None:
+            return self.rtol
+        return 1e-4 if jnp.finfo(dtype).eps > 1e-10 else 1e-10
+
+    def solve(
+        self,
+        net: Network,
+        k: Float[Array, "*batch edges"],
+        free: Float[Array, " nodes"],
+        boundary: Float[Array, "batch nodes"],
+        guess: Float[Array, "batch nodes"] | None = None,
+    ) -> tuple[Float[Array, "batch nodes"], SolveInfo]:
+        """The states of a network with elements for a batch of examples: `(B, N)` and `SolveInfo`.
+
+        **Arguments:** `net` (with `elements`); `k` `(E,)` element parameters, or `(B, E)` one
+        set per example; `free` `(N,)` the free-node mask; `boundary` `(B, N)` the voltages of
+        the fixed nodes (ignored elsewhere); `guess` `(B, N)` a starting point at the free
+        nodes (None: 0 V).
+
+        Newton stops when every free node's current imbalance is at most `rtol` times the
+        current through it, plus `atol`, the rounding floor of its voltages, and `1e-3 rtol`
+        times the example's largest current (as SPICE's `abstol`); an example not converged
+        within `max_steps` has NaN voltages, and `info.result` says why. `info` holds per
+        example the Newton iterations and the worst relative imbalance. Differentiable in `k`
+        and `boundary` by one adjoint solve per example (implicit differentiation), never
+        through the iterations.
+        """
+        if guess is None:
+            guess = jnp.zeros_like(boundary)
+        return _equilibrium((k, boundary), net, free, jax.lax.stop_gradient(guess), self)
 
 
 def boundary_of(net: Network, fixed_nodes, fixed_values, dtype) -> Float[Array, "batch nodes"]:

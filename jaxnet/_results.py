@@ -50,7 +50,7 @@ class RESULTS(eqxi.Enumeration):
                 "to hold counts as zero; a node whose conductances sum past the precision's largest number, about 3e38 "
                 "in float32, overflows and fails the same way)")
     dense_residual = "the dense solve's backward error is above the tolerance"
-    cg_residual = "CG did not reach the tolerance within its iteration cap (jn.Solver(max_steps=...))"
+    cg_residual = "CG did not reach the tolerance within its iteration cap (jn.CG(max_steps=...))"
     newton = "Newton did not converge: a free node's current imbalance is above its tolerance"
     nudge_too_strong = ("the nudged state of centered equilibrium propagation has no solution: its -beta "
                         "nudge (a negative conductance at the outputs) made the system indefinite; use a smaller beta")
@@ -118,14 +118,14 @@ def _advice(result: str, k_low: float, k_high: float, dtype) -> str:
         tips.append("compute in float64 (jax.config.update('jax_enable_x64', True) and float64 conductances; "
                     "sweep.dtype = 'float64')")
     if result == "dense_residual":
-        tips.append("try jn.Solver('cg')")
+        tips.append("try solver=jn.CG()")
     if result == "cg_residual":
-        tips.append("raise jn.Solver(max_steps=...)")
+        tips.append("raise jn.CG(max_steps=...)")
     if result == "newton":
-        tips.append("raise jn.Solver(newton_steps=...)")
+        tips.append("raise jn.Newton(max_steps=...)")
     if decades > (5 if single else 12):
         tips.append("narrow the conductance range (the rule's k_min, k_max)")
-    tips.append("loosen jn.Solver(rtol=...)")
+    tips.append("loosen the solver's rtol (e.g. jn.Auto(rtol=...))")
     return "; ".join(tips)
 
 

@@ -6,8 +6,7 @@ A learning step needs, for one network with conductances `k`:
 - the clamped state (coupled learning): outputs also held, at `V_O^F + eta (y - V_O^F)`;
 - the nudged state (equilibrium propagation): a current `beta (y - V_O)` injected at the outputs.
 
-On a linear network all come from ONE call of the shared solver (`solve_system`), with these
-columns:
+On a linear network all come from ONE call of the linear solver, with these columns:
 
 - `R` (N, n_in): the response to 1 V at each input (other inputs and ground at 0). By
   superposition the free state of every example is `V_F = x @ R.T`.
@@ -19,7 +18,7 @@ The transfer matrix `T = R[outputs]` (n_out, n_in) gives the outputs of any inpu
 so the loss on the training or test set at the current conductances costs no further solve.
 
 A network with nonlinear `Elements` has no superposition: each example's states are solved by
-damped Newton (`_nonlinear.equilibrium`), every Newton step a call of the same solver.
+damped Newton (`jn.Newton`), every Newton step a call of its linear solver.
 """
 
 from __future__ import annotations
@@ -35,10 +34,10 @@ from ._checks import check_conductances, check_no_floating, is_concrete
 from ._elements import Elements
 from ._lapack import solve as small_solve
 from ._network import Network, edge_drops, outflow
-from ._nonlinear import boundary_of, equilibrium
+from ._nonlinear import boundary_of
 from ._results import RESULTS, failed, first_failure
-from ._solve import unit_rhs
-from ._solver import Method, SolveInfo, Solver, as_solver, solve_system
+from ._solve import solver_for, unit_rhs
+from ._solver import AbstractSolver, SolveInfo, WarmStart
 from ._system import free_mask, laplacian_apply
 from ._tasks import Task
 
@@ -48,14 +47,14 @@ class Measurement(eqx.Module):
 
     - `transfer`: `(n_out, n_in)` output volts per input volt, `V_O = transfer @ x` (None
       with nonlinear elements, which have no transfer matrix).
-    - `solution`: `(N, n_in + n_out)` the solver's columns `[R | G]` (a CG warm start; None
-      with nonlinear elements).
+    - `solver_state`: the solver's state after the step's solve (its warm start for the
+      next; None for a cold solve, and with nonlinear elements).
     - `info`: the solver's `SolveInfo` (CG iterations, true residual, status); with nonlinear
       elements the Newton iterations of the step's solves and their worst relative imbalance.
     """
 
     transfer: Float[Array, "outputs inputs"] | None
-    solution: Float[Array, "nodes cols"] | None
+    solver_state: WarmStart | None
     info: SolveInfo
 
 
@@ -63,8 +62,10 @@ class Physics(eqx.Module):
     """A network wired to its terminals, with the examples of one learning step.
 
     **Fields:** `net`; `inputs` `(n_in,)`, `outputs` `(n_out,)`, `ground` `(n_ground,)` node
-    ids; `x` `(B, n_in)` input volts; `y` `(B, n_out)` target volts; `method` the solver path
-    or a `Solver`; `guess` `(N, n_in + n_out)` optional CG warm start (e.g. the previous step's solution).
+    ids; `x` `(B, n_in)` input volts; `y` `(B, n_out)` target volts; `solver` a solver object
+    (None: `jn.Auto()`; see `jn.solve`); `solver_state` its warm start for `n_in + n_out`
+    columns (`solver.init(net, n_in + n_out, dtype)`, or a `Measurement.solver_state`), None
+    for a cold solve.
 
     Nothing here raises inside `jit`: a failed solve's states are NaN and
     `Measurement.info.result` says why (`train` records it as the run's failure).
@@ -76,13 +77,18 @@ class Physics(eqx.Module):
     ground: Int[Array, " ground"]
     x: Float[Array, "batch inputs"]
     y: Float[Array, "batch outputs"]
-    method: Method | Solver = eqx.field(static=True, default="auto")
-    guess: Float[Array, "nodes cols"] | None = None
+    solver: AbstractSolver | None = eqx.field(static=True, default=None)
+    solver_state: WarmStart | None = None
 
-    def _linear_only(self, method: str) -> None:
+    @property
+    def resolved_solver(self) -> AbstractSolver:
+        """The solver this network takes (`jn.Newton` with elements; see `jaxnet._solve.solver_for`)."""
+        return solver_for(self.net, self.solver)
+
+    def _linear_only(self, name: str) -> None:
         if not self.net.linear:
             raise ValueError(
-                f"Physics.{method} solves the linear (resistor) network by superposition, and this network "
+                f"Physics.{name} solves the linear (resistor) network by superposition, and this network "
                 "has nonlinear elements: use coupled_contrast, equilibrium_contrast, free_outputs or loss, "
                 "which solve it by Newton.")
 
@@ -94,10 +100,10 @@ class Physics(eqx.Module):
         n_out = self.outputs.shape[0]
         inject = jnp.zeros((self.net.n_nodes, n_out), k.dtype).at[self.outputs, jnp.arange(n_out)].set(1)
         rhs = jnp.concatenate([unit_rhs(self.net, k, free, self.inputs), inject], axis=1)
-        solution, info = solve_system(self.net, k, free, rhs, method=self.method, x0=self.guess)
+        solution, info, state = self.resolved_solver.solve(self.net, k, free, rhs, self.solver_state)
         n_in = self.inputs.shape[0]
         response, green = solution[:, :n_in], solution[:, n_in:]
-        return response, green, Measurement(response[self.outputs], solution, info)
+        return response, green, Measurement(response[self.outputs], state, info)
 
     def _nudge(self, k, eta):
         """Responses, Green's functions, and the weights `(G_OO)^-1 eta (y - V_O^F)` (n_out, B)."""
@@ -196,17 +202,16 @@ class Physics(eqx.Module):
     def loss(self, k: Float[Array, " edges"]):
         """Loss on the step's examples, differentiable through the solver; aux: the measurement.
 
-        Where ``"auto"`` would solve by warm-started CG with a dense fallback (small networks),
-        the loss drops the warm start: its gradient's adjoint solve has none, and the forward
-        and adjoint solves then share one Cholesky factorization (about 2x faster on W64).
+        The solve takes the solver's `for_gradients` (`Dense` where the solver would take
+        warm-started CG with a dense fallback, small networks): its gradient's adjoint solve
+        has no warm start, and the forward and adjoint solves then share one Cholesky
+        factorization (about 2x faster on W64).
         With nonlinear elements the gradient is one adjoint solve at the Newton solution.
         """
         if not self.net.linear:
             free, info = self._newton_free(k)
             return output_loss(free[:, self.outputs], self.y), self._newton_measurement(info)
-        physics = self
-        if as_solver(self.method).resolve(self.net.n_nodes, warm=True) == "cg+dense":
-            physics = dataclasses.replace(self, guess=None)
+        physics = dataclasses.replace(self, solver=self.resolved_solver.for_gradients(self.net.n_nodes))
         _, _, meas = physics.responses(k)
         return transfer_loss(meas.transfer, self.x, self.y), meas
 
@@ -215,7 +220,7 @@ class Physics(eqx.Module):
     def _newton(self, net, k, fixed, values, guess):
         """States `(B, N)` with `fixed` nodes at `values` `(B, F)`, and the summed `SolveInfo`."""
         free = free_mask(net, fixed, values.dtype)
-        states, info = equilibrium(net, k, free, boundary_of(net, fixed, values, values.dtype), guess, as_solver(self.method))
+        states, info = self.resolved_solver.solve(net, k, free, boundary_of(net, fixed, values, values.dtype), guess)
         return states, SolveInfo(jnp.sum(info.iterations).astype(jnp.int32), jnp.max(info.residual), info.tolerance,
                                  info.result)
 
@@ -319,7 +324,8 @@ def node_currents(
 
 
 def effective_conductance(
-    net: Network, task: Task, conductances: Float[ArrayLike, " edges"], *, method: Method | Solver = "auto"
+    net: Network, task: Task, conductances: Float[ArrayLike, " edges"], *, solver: AbstractSolver | None = None,
+    method=None,
 ) -> Float[Array, "outputs outputs"]:
     """Effective conductance matrix `K_eff` among the task's outputs, inputs and ground held (siemens).
 
@@ -339,7 +345,7 @@ def effective_conductance(
     differentiable in `conductances`. Linear (resistor) networks only.
 
     **Arguments:** `net`; `task` (its `inputs`, `outputs`, `ground`); `conductances` `(E,)`
-    (siemens); `method` the solver path or a `jn.Solver`.
+    (siemens); `solver` a linear solver object (None: `jn.Auto()`); `method` its deprecated name.
     **Returns:** `(n_out, n_out)` in the conductances' dtype (NaN if the solve fails).
 
     **Raises:** `ValueError` for concrete bad input, as `solve` does: a terminal out of range, a
@@ -358,5 +364,5 @@ def effective_conductance(
         check_conductances(net, k)
         check_no_floating(net, k, held)
     free = free_mask(net, held, k.dtype)
-    response, _ = solve_system(net, k, free, unit_rhs(net, k, free, task.outputs), method=method)  # NaN if failed
+    response, _, _ = solver_for(net, solver, method).solve(net, k, free, unit_rhs(net, k, free, task.outputs))  # NaN if failed
     return laplacian_apply(net, k, response)[task.outputs]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import equinox as eqx
@@ -13,7 +14,8 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from ._checks import check_conductances, check_no_floating, is_concrete
 from ._network import Network
 from ._results import RESULTS, Failure, check, failed, first_failure
-from ._solver import Method, Solver
+from ._solve import solver_for
+from ._solver import AbstractSolver, WarmStart
 from ._states import Physics, output_loss
 from ._tasks import Task
 from .rules._base import Rule
@@ -28,8 +30,8 @@ class TrainState(eqx.Module):
 
     - `conductances` `(E,)`: the conductances after `step` steps.
     - `rule_state`: the rule's state (e.g. optimizer moments, comparator offsets).
-    - `cg_guess` `(2, N, n_in + n_out)`: the last two steps' solutions, the CG warm start.
-    - `solves_seen`: how many of `cg_guess` are filled (0, 1, 2 or more).
+    - `solver_state`: what the solver carries from step to step (its warm start; opaque, the
+      same for every solver, so a run may be continued with another one).
     - `step`: steps taken since the run began.
     - `key`: the run's PRNG key; step `t` draws from `jax.random.fold_in(key, t)`.
     - `failure`: the run's first failure (`jn.Failure`; `failure.result` is
@@ -42,8 +44,7 @@ class TrainState(eqx.Module):
 
     conductances: Float[Array, " edges"]
     rule_state: Any
-    cg_guess: Float[Array, "2 nodes cols"]
-    solves_seen: Int[Array, ""]
+    solver_state: WarmStart
     step: Int[Array, ""]
     key: PRNGKeyArray
     failure: Failure
@@ -64,7 +65,8 @@ class TrainResult(eqx.Module):
       training loss, at each logged step but the last (the last entry is NaN, no step follows);
       only with `track_cosine=True`.
     - `at_bound` `(L,)`: fraction of edges whose conductance sits at `k_min` or `k_max`.
-    - `cg_iterations`: CG iterations summed over this call's steps (0 on the dense path).
+    - `solver_iterations`: the solver's iterations summed over this call's steps: CG's (0 on
+      the dense path), Newton's with elements. (`cg_iterations` is its deprecated name.)
 
     A run that failed (a solve that missed its tolerance, a rule that returned non-positive
     conductances, a hyperparameter out of range; see `jn.RESULTS`) has NaN from the failed
@@ -75,7 +77,7 @@ class TrainResult(eqx.Module):
     steps: Int[Array, " logged"]
     loss: Float[Array, " logged"]
     at_bound: Float[Array, " logged"]
-    cg_iterations: Int[Array, ""]
+    solver_iterations: Int[Array, ""]
     test_loss: Float[Array, " logged"] | None = None
     accuracy: Float[Array, " logged"] | None = None
     test_accuracy: Float[Array, " logged"] | None = None
@@ -86,6 +88,13 @@ class TrainResult(eqx.Module):
         """Final conductances `(E,)` (NaN for a failed run)."""
         k = self.state.conductances
         return jnp.where(failed(self.failure.result)[..., None], jnp.nan, k)
+
+    @property
+    def cg_iterations(self) -> Int[Array, ""]:
+        """Deprecated name of `solver_iterations` (it counts Newton's iterations too)."""
+        warnings.warn("TrainResult.cg_iterations is deprecated: use solver_iterations.", DeprecationWarning,
+                      stacklevel=2)
+        return self.solver_iterations
 
     @property
     def failure(self) -> Failure:
@@ -108,19 +117,10 @@ def _cosine(a, b):
     return jnp.where(norm > 0, jnp.sum(a * b) / jnp.where(norm > 0, norm, 1), 0.0)
 
 
-def _extrapolate(state: TrainState):
-    """CG warm start: linear extrapolation of the last two solutions (the last one at first).
-
-    Conductances change smoothly from step to step, so this first-order guess cuts the CG
-    iterations per step about threefold against reusing the last solution (measured on a
-    32x32 grid: 31 -> 10). The dense path ignores it.
-    """
-    previous, before = state.cg_guess[0], state.cg_guess[1]
-    return jnp.where(state.solves_seen >= 2, 2 * previous - before, previous)
-
-
-def initial_state(net: Network, task: Task, rule: Rule, k0: Float[Array, " edges"], key: PRNGKeyArray) -> TrainState:
-    """The `TrainState` of a new run at conductances `k0` `(E,)` with PRNG `key`, at step 0.
+def initial_state(net: Network, task: Task, rule: Rule, k0: Float[Array, " edges"], key: PRNGKeyArray,
+                  solver: AbstractSolver | None = None) -> TrainState:
+    """The `TrainState` of a new run at conductances `k0` `(E,)` with PRNG `key`, at step 0
+    (`solver`: the one `train` will take, None for `jn.Auto()`; its `init` gives the state).
 
     `train(net, task, rule, initial_state(net, task, rule, k0, key), ...)` is exactly
     `train(net, task, rule, k0, key=key, ...)`: useful to build the states of a batch of runs
@@ -131,8 +131,7 @@ def initial_state(net: Network, task: Task, rule: Rule, k0: Float[Array, " edges
     return TrainState(
         conductances=k0,
         rule_state=rule.init(init_key, k0),
-        cg_guess=jnp.zeros((2, net.n_nodes, n_columns), k0.dtype),
-        solves_seen=jnp.int32(0),
+        solver_state=solver_for(net, solver).init(net, n_columns, k0.dtype),
         step=jnp.int32(0),
         key=loop_key,
         failure=Failure.none(k0.dtype),
@@ -189,9 +188,10 @@ def train(
     steps: int | Int[Array, ""] = 1000,
     batch_size: int | None = None,
     log_every: int | Int[Array, ""] = 1,
-    method: Method | Solver = "auto",
+    solver: AbstractSolver | None = None,
     track_cosine: bool = False,
     intervals: int | None = None,
+    method=None,
 ) -> TrainResult:
     """Train one network's conductances on a task with a learning rule.
 
@@ -219,11 +219,11 @@ def train(
     - `steps`: number of learning steps in this call (an int; see `intervals` for a traced one).
     - `batch_size`: None for full batch, else examples per step.
     - `log_every`: log the losses every this many steps of this call (and after its last step).
-    - `method`: solver path, ``"auto"``, ``"dense"`` or ``"cg"``, or a `jn.Solver` (its
-      tolerances, iteration cap and size rule); CG is warm-started by extrapolating the
-      previous two steps' solutions. ``"auto"`` takes that warm-started CG at every size,
-      with dense Cholesky (up to `Solver.dense_max_nodes` nodes) for any step where CG fails
-      its check. Every solve checks its true residual (see `jn.Solver`).
+    - `solver`: a solver object (None: `jn.Auto()`; see `jn.solve`); CG is warm-started by
+      extrapolating the previous two steps' solutions (`TrainState.solver_state`).
+      `jn.Auto()` takes that warm-started CG at every size, with dense Cholesky (up to
+      `dense_max_nodes` nodes) for any step where CG fails its check. Every solve checks its
+      true residual (see `jn.Dense`, `jn.CG`).
     - `track_cosine`: also log the cosine between each logged step's change of `k` and
       `-grad` of the training loss (one extra gradient per logged step).
     - `intervals`: None (`steps` and `log_every` are ints), or the number of logged intervals
@@ -235,6 +235,7 @@ def train(
       iterations. Under `vmap` an unbatched `steps` keeps the loop plain; a batched one runs
       every instance as long as the longest (the others wait, unchanged). Traced values that
       break the rule fail the run (`RESULTS.bad_hyperparameter`).
+    - `method`: deprecated name of `solver` (also ``"auto"``, ``"dense"``, ``"cg"``).
 
     **Returns:** a `TrainResult`. The loss at a logged step comes from the free state the rule
     already solved (its transfer matrix), so logging costs no extra solve, except one after
@@ -249,12 +250,13 @@ def train(
     host, naming each failed instance.
     """
     _check(net, task, rule, start, key, steps, batch_size, log_every, intervals)
+    solver = solver_for(net, solver, method)
     if isinstance(start, TrainState):
         state = start
         dtype = state.conductances.dtype
     else:
         dtype = jnp.result_type(start, float)
-        state = initial_state(net, task, rule, jnp.asarray(start, dtype), key)
+        state = initial_state(net, task, rule, jnp.asarray(start, dtype), key, solver)
     x_train, y_train = task.x_train.astype(dtype), task.y_train.astype(dtype)
     n_train = x_train.shape[0]
     k_min, k_max = rule.bounds
@@ -271,8 +273,8 @@ def train(
         RESULTS.where(bad_examples, RESULTS.bad_examples, RESULTS.successful),
         RESULTS.where(rule.invalid() | bad_schedule, RESULTS.bad_hyperparameter, RESULTS.successful)), k_start)
 
-    def physics(x, y, guess):
-        return Physics(net, task.inputs, task.outputs, task.ground, x, y, method, guess)
+    def physics(x, y, solver_state):
+        return Physics(net, task.inputs, task.outputs, task.ground, x, y, solver, solver_state)
 
     # steps 0, log_every, ... below `steps`, and `steps`
     n_logs = (-(-int(steps) // int(log_every)) if intervals is None else intervals) + 1
@@ -286,7 +288,6 @@ def train(
         state, iterations, logs = carry
         last = i == steps
         done = failed(state.failure.result)
-        guess = _extrapolate(state)
         k = state.conductances
         batch_key, rule_key = jax.random.split(jax.random.fold_in(state.key, state.step))
         if batch_size is None:
@@ -294,7 +295,7 @@ def train(
         else:
             pick = jax.random.choice(batch_key, n_train, (batch_size,), replace=False)
             x, y = x_train[pick], y_train[pick]
-        k_new, rule_state, meas = rule.update(rule_key, jnp.where(done, 1, k).astype(dtype), physics(x, y, guess),
+        k_new, rule_state, meas = rule.update(rule_key, jnp.where(done, 1, k).astype(dtype), physics(x, y, state.solver_state),
                                               state.rule_state)
         if jnp.shape(k_new) != jnp.shape(k):
             raise ValueError(f"the rule's update returned conductances of shape {jnp.shape(k_new)}; "
@@ -305,8 +306,7 @@ def train(
         new_state = TrainState(
             conductances=k_new,
             rule_state=rule_state,
-            cg_guess=state.cg_guess if meas.solution is None else jnp.stack([meas.solution, state.cg_guess[0]]),
-            solves_seen=state.solves_seen + 1,
+            solver_state=state.solver_state if meas.solver_state is None else meas.solver_state,
             step=state.step + 1,
             key=state.key,
             failure=state.failure,
@@ -320,7 +320,7 @@ def train(
         cosine = jnp.array(jnp.nan, dtype)
         if track_cosine:
             def measure_cosine():
-                grad, _ = jax.grad(physics(x_train, y_train, guess).loss, has_aux=True)(k)
+                grad, _ = jax.grad(physics(x_train, y_train, state.solver_state).loss, has_aux=True)(k)
                 return _cosine(k_new - k, -grad).astype(dtype)
 
             cosine = jax.lax.cond(logged & ~last, measure_cosine, lambda: cosine)
@@ -364,7 +364,7 @@ def train(
         steps=start_step + logged_steps.astype(jnp.int32),
         loss=loss,
         at_bound=jnp.where(valid, at_bound, jnp.nan),
-        cg_iterations=iterations,
+        solver_iterations=iterations,
         test_loss=test_loss,
         accuracy=accuracy,
         test_accuracy=test_accuracy,
@@ -425,7 +425,7 @@ def conductance_trajectory(
     Each record costs one extra solve (the loss `train` logs at the end of a call).
 
     **Arguments:** as `train`; `steps` a multiple of `every`; `train_kwargs` go to `train`
-    (`batch_size`, `method`).
+    (`batch_size`, `solver`).
 
     **Returns:** `(state, k)`: the final `TrainState` and `k` `(steps // every + 1, E)`, the
     conductances at steps `0, every, ..., steps` of this call.

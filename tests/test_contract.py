@@ -121,7 +121,7 @@ def test_solve_under_jit_is_nan_and_eager_raises():
         assert np.all(np.isnan(voltages))
         assert any(bool(info.result == getattr(jn.RESULTS, name)) for name in names)
     with pytest.raises(jn.SolverError, match=r"^jaxnet.solve: CG did not reach.*backward error reached [\d.e-]+, required <= 1e-12"):
-        jn.solve(net, jnp.ones(5), fixed, vals, method=jn.Solver("cg", max_steps=1, rtol=1e-12))
+        jn.solve(net, jnp.ones(5), fixed, vals, solver=jn.CG(max_steps=1, rtol=1e-12))
 
 
 def test_an_adjoint_failure_makes_the_gradient_nan():
@@ -129,19 +129,20 @@ def test_an_adjoint_failure_makes_the_gradient_nan():
     task = jn.regression_task(jax.random.key(0), net, n_train=4, n_test=0)
     k = jax.random.uniform(jax.random.key(1), (net.n_edges,), minval=0.5, maxval=2.0)
     physics = jn.Physics(net, task.inputs, task.outputs, task.ground, task.x_train, task.y_train,
-                         jn.Solver("cg", max_steps=3))
+                         jn.CG(max_steps=3))
     grad = jax.jit(jax.grad(lambda k: physics.loss(k)[0]))(k)
     assert np.all(np.isnan(grad))
     gd = jn.rules.gradient_descent(optax.sgd(0.1))
     # Warm-started at the exact solution, the forward solve passes with no iteration and only
     # the (cold) adjoint fails: the rule's measurement names the adjoint.
-    exact = jn.Physics(net, task.inputs, task.outputs, task.ground, task.x_train, task.y_train, "dense")
+    exact = jn.Physics(net, task.inputs, task.outputs, task.ground, task.x_train, task.y_train, jn.Dense(),
+                       jn.Dense().init(net, task.inputs.shape[0] + task.outputs.shape[0], k.dtype))
     warm = jn.Physics(net, task.inputs, task.outputs, task.ground, task.x_train, task.y_train,
-                      jn.Solver("cg", max_steps=3), guess=exact.responses(k)[2].solution)
+                      jn.CG(max_steps=3), exact.responses(k)[2].solver_state)
     _, _, meas = jax.jit(lambda k: gd.update(jax.random.key(0), k, warm, gd.init(None, k)))(k)
     assert bool(meas.info.result == jn.RESULTS.adjoint)
     with pytest.raises(jn.SolverError, match="step 0: CG did not reach"):
-        jn.train(net, task, gd, k, key=jax.random.key(0), steps=2, method=jn.Solver("cg", max_steps=3))
+        jn.train(net, task, gd, k, key=jax.random.key(0), steps=2, solver=jn.CG(max_steps=3))
 
 
 def _custom_calls(compiled_text: str) -> list[str]:
@@ -221,7 +222,7 @@ NAN_CG = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     import jaxnet as jn
     net = jn.square_lattice(4, 4)
-    solve = jax.jit(lambda k: jn.solve(net, k, jnp.array([0, 15]), jnp.array([1.0, 0.0]), method="cg",
+    solve = jax.jit(lambda k: jn.solve(net, k, jnp.array([0, 15]), jnp.array([1.0, 0.0]), solver=jn.CG(),
                                        return_info=True))
     voltages, info = solve(jnp.ones(net.n_edges).at[3].set(jnp.nan))
     print("nan", bool(np.isnan(voltages).all()), int(info.iterations))
@@ -265,7 +266,7 @@ def test_the_elimination_answers_only_for_the_instances_cholesky_refuses():
     hard = jnp.asarray(10 ** np.random.default_rng(1).uniform(-9, 0, 120)[60:], jnp.float32)
     easy = jnp.asarray(np.random.default_rng(2).uniform(0.5, 2.0, 60), jnp.float32)
     fixed, values = jnp.array([0, 35, 5]), jnp.array([1.0, 0.0, 0.3])
-    solve = lambda k: jn.solve(net, k, fixed, values, method="dense")  # noqa: E731
+    solve = lambda k: jn.solve(net, k, fixed, values, solver=jn.Dense())  # noqa: E731
     both = jax.jit(jax.vmap(solve))(jnp.stack([hard, easy]))
     np.testing.assert_array_equal(both[1], jax.jit(solve)(easy))
     with jax.enable_x64(True):
@@ -276,8 +277,9 @@ def test_the_elimination_answers_only_for_the_instances_cholesky_refuses():
 @pytest.mark.parametrize("field, value", [("rtol", float("inf")), ("rtol", 1.0), ("forward_rtol", 0.0),
                                           ("atol", float("inf"))])
 def test_solver_tolerances_are_validated(field, value):
-    with pytest.raises(ValueError, match=field):
-        jn.Solver(**{field: value})
+    for cls in (jn.Dense, jn.Auto) if field == "forward_rtol" else (jn.Dense, jn.CG, jn.Auto, jn.Newton):
+        with pytest.raises(ValueError, match=field):
+            cls(**{field: value})
 
 
 def test_centered_equilibrium_propagation_with_too_large_a_beta_says_so():

@@ -102,13 +102,13 @@ def numpy_runs(probs, dtype, steps=STEPS):
     return k
 
 
-def jaxnet_runs(probs, dtype, steps=STEPS, method="auto"):
+def jaxnet_runs(probs, dtype, steps=STEPS, solver=jn.Auto()):
     """Final conductances of each run by `jn.train` (one jit per network, lambda vmapped)."""
     out = []
     for net, task, lam in probs:
         rule = PowerEfficient(ALPHA, ETA, lam)
         out.append(jn.train(net, task, rule, jnp.ones(net.n_edges, dtype), key=jax.random.key(0),
-                            steps=steps, log_every=steps, method=method).conductances)
+                            steps=steps, log_every=steps, solver=solver).conductances)
     return np.stack([np.asarray(k) for k in out])
 
 
@@ -148,10 +148,10 @@ def test_twelve_decades_where_lapack_float32_fails():
     np.add.at(lap, (s, r), -np.asarray(k)); np.add.at(lap, (r, s), -np.asarray(k))
     v32 = np.linalg.solve(lap[np.ix_(free, free)], -lap[np.ix_(free, [0])][:, 0])
     assert np.abs(v32 - truth[free]).max() > 1e-2  # LAPACK float32 cannot
-    for method in ("auto", "dense"):
-        assert np.abs(np.asarray(jn.solve(net, k, fixed, values, method=method)) - truth).max() < 1e-6
+    for solver in (jn.Auto(), jn.Dense()):
+        assert np.abs(np.asarray(jn.solve(net, k, fixed, values, solver=solver)) - truth).max() < 1e-6
     with pytest.raises(jn.SolverError, match=r"CG did not reach .* backward error reached .*required"):
-        jn.solve(net, k, fixed, values, method="cg")
+        jn.solve(net, k, fixed, values, solver=jn.CG())
 
 
 def test_float32_that_cannot_be_solved_is_refused():
@@ -163,9 +163,9 @@ def test_float32_that_cannot_be_solved_is_refused():
     with jax.enable_x64(True):
         truth = jn.solve(net, jnp.array([2e-39, 1e-39]), fixed, values.astype(jnp.float64))
     np.testing.assert_allclose(truth[1], 2 / 3, rtol=1e-12)
-    for method in ("auto", "dense", "cg"):
+    for solver in (jn.Auto(), jn.Dense(), jn.CG()):
         with pytest.raises(jn.SolverError, match=r"singular|floating"):
-            jn.solve(net, jnp.array([2e-39, 1e-39], jnp.float32), fixed, values, method=method)
+            jn.solve(net, jnp.array([2e-39, 1e-39], jnp.float32), fixed, values, solver=solver)
 
 
 def test_the_adam_run_of_desync_100_that_was_refused_completes():
@@ -196,9 +196,9 @@ def test_small_graded_networks_dense_float32_beats_lapack(shape):
         values = jnp.array([1.0, 0.0])
         decades = rng.uniform(6, 8, (64, 1))
         k = 10.0 ** (-decades * rng.uniform(0, 1, (64, net.n_edges)))
-        ours = jax.vmap(lambda c: jn.solve(net, c, fixed, values, method="dense"))(jnp.asarray(k, jnp.float32))
+        ours = jax.vmap(lambda c: jn.solve(net, c, fixed, values, solver=jn.Dense()))(jnp.asarray(k, jnp.float32))
         with jax.enable_x64(True):
-            truth = jax.vmap(lambda c: jn.solve(net, c, fixed, values.astype(jnp.float64), method="dense"))(
+            truth = jax.vmap(lambda c: jn.solve(net, c, fixed, values.astype(jnp.float64), solver=jn.Dense()))(
                 jnp.asarray(k, jnp.float64))
         error = np.abs(np.asarray(ours, np.float64) - np.asarray(truth)).max(axis=1)
         assert np.all(error < 1e-5), f"{shape} of {n} nodes: worst {error.max():.2e} V off float64"

@@ -19,18 +19,18 @@ def setup():
     return net, task, edges
 
 
-def physics_for(net, task, method="auto"):
+def physics_for(net, task, solver=jn.Auto()):
     return jn.Physics(net, task.inputs, task.outputs, task.ground, task.x_train, task.y_train, method)
 
 
 # ---------------------------------------------------------------- states
 
 
-@pytest.mark.parametrize("method", ["dense", "cg"])
-def test_clamped_state_from_shared_factorization(setup, method):
+@pytest.mark.parametrize("solver", [jn.Dense(), jn.CG()], ids=["dense", "cg"])
+def test_clamped_state_from_shared_factorization(setup, solver):
     net, task, edges = setup
     k = jax.random.uniform(jax.random.key(0), (net.n_edges,), minval=0.5, maxval=2.0)
-    free, delta, _ = physics_for(net, task, method).free_and_nudge(k, 0.3)
+    free, delta, _ = physics_for(net, task, solver).free_and_nudge(k, 0.3)
     ref_free, ref_clamped = numpy_states(edges, k, net.n_nodes, task, task.x_train, task.y_train, 0.3)
     np.testing.assert_allclose(free, ref_free, atol=1e-9)
     np.testing.assert_allclose(free + delta, ref_clamped, atol=1e-9)
@@ -343,8 +343,8 @@ def test_cg_training_agrees_with_dense(setup):
     net, task, _ = setup
     rule = jn.rules.coupled_learning(alpha=0.2, eta=0.1)
     k0 = jnp.ones(net.n_edges)
-    dense = jn.train(net, task, rule, k0, key=jax.random.key(0), steps=50, method="dense")
-    cg = jn.train(net, task, rule, k0, key=jax.random.key(0), steps=50, method="cg")
+    dense = jn.train(net, task, rule, k0, key=jax.random.key(0), steps=50, solver=jn.Dense())
+    cg = jn.train(net, task, rule, k0, key=jax.random.key(0), steps=50, solver=jn.CG())
     np.testing.assert_allclose(cg.conductances, dense.conductances, rtol=1e-7)
 
 
@@ -432,7 +432,7 @@ def test_cg_that_cannot_converge_is_an_error_not_a_wrong_answer():
     k0 = 10.0 ** jax.random.uniform(jax.random.key(1), (net.n_edges,), minval=-6, maxval=6)  # 12 decades
     rule = jn.rules.coupled_learning(alpha=0.01, eta=0.1)
     with pytest.raises(jn.SolverError, match=r"step 0: CG did not reach the tolerance.*backward error reached"):
-        jn.train(net, task, rule, k0.astype(jnp.float32), key=jax.random.key(0), steps=2, method="cg")
+        jn.train(net, task, rule, k0.astype(jnp.float32), key=jax.random.key(0), steps=2, solver=jn.CG())
 
 
 def test_nudge_drops_equal_drops_of_the_states(setup):

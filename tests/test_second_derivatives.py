@@ -13,7 +13,7 @@ import pytest
 
 import jaxnet as jn
 
-SOLVER = jn.Solver(rtol=1e-13)  # finite differences of the gradient want the states to the last digits
+SOLVER = jn.Auto(rtol=1e-13)  # finite differences of the gradient want the states to the last digits
 
 TRANSFORMS = {
     "hessian": jax.hessian,
@@ -37,7 +37,7 @@ def series(kind, solver=SOLVER):
     net = jn.Network.from_edges([[0, 1], [1, 2]]).with_elements(jn.Elements.from_kinds(["resistor", kind], **fields))
 
     def f(theta):
-        return jn.solve(net, theta[:2], jnp.array([0, 2]), jnp.stack([theta[2], 0.0]), method=solver)[1]
+        return jn.solve(net, theta[:2], jnp.array([0, 2]), jnp.stack([theta[2], 0.0]), solver=solver)[1]
 
     return f, jnp.array([1e-3, k, 1.0])
 
@@ -52,7 +52,7 @@ def mixed():
     fixed = jnp.array([0, 3])
 
     def states(theta):
-        return jn.solve(net, theta[:5], fixed, theta[5:].reshape(2, 2), method=SOLVER)
+        return jn.solve(net, theta[:5], fixed, theta[5:].reshape(2, 2), solver=SOLVER)
 
     def voltage(theta):
         return states(theta)[0, 2]

@@ -51,7 +51,7 @@ def test_sharded_dense_training_on_two_cpu_devices_runs_without_communication():
         task = jn.regression_task(jax.random.key(0), net, n_train=20, n_test=0)
         rule = jn.rules.coupled_learning(alpha=0.05, eta=1e-3)
         k0 = jnp.ones((32, net.n_edges)); keys = jax.random.split(jax.random.key(1), 32)
-        run = jax.jit(jax.vmap(lambda k, key: jn.train(net, task, rule, k, key=key, steps=3, method="dense").conductances))
+        run = jax.jit(jax.vmap(lambda k, key: jn.train(net, task, rule, k, key=key, steps=3, solver=jn.Dense()).conductances))
         sk0, skeys = jn.shard_instances((k0, keys))
         hlo = run.lower(sk0, skeys).compile().as_text()
         moves = re.findall(r"(all-gather|all-to-all|collective-permute|reduce-scatter)(-start)?\\(", hlo)

@@ -9,7 +9,8 @@ from helpers import numpy_laplacian, numpy_solve
 
 import jaxnet as jn
 
-METHODS = ["dense", "cg"]
+METHODS = [jn.Dense(), jn.CG()]
+IDS = ["dense", "cg"]
 
 
 def random_instance(key, n=30, e=70):
@@ -24,45 +25,45 @@ def random_instance(key, n=30, e=70):
 # ---------------------------------------------------------------- analytic circuits
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_series_voltage_divider(method, dtype):
+@pytest.mark.parametrize("solver", METHODS, ids=IDS)
+def test_series_voltage_divider(solver, dtype):
     net = jn.Network.from_edges([[0, 1], [1, 2]])
     k = jnp.array([2.0, 3.0])
-    V = jn.solve(net, k, jnp.array([0, 2]), jnp.array([1.0, 0.0]), method=method)
+    V = jn.solve(net, k, jnp.array([0, 2]), jnp.array([1.0, 0.0]), solver=solver)
     np.testing.assert_allclose(V, [1.0, 2.0 / 5.0, 0.0], atol=tolerance(dtype, 1e-6, 1e-9))
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_parallel_branches_source_current(method, dtype):
+@pytest.mark.parametrize("solver", METHODS, ids=IDS)
+def test_parallel_branches_source_current(solver, dtype):
     # Node 0 at 1.5 V, node 1 grounded, three two-resistor branches 0-a-1 in parallel.
     net = jn.Network.from_edges([[0, 2], [2, 1], [0, 3], [3, 1], [0, 4], [4, 1]])
     k = jnp.array([1.0, 2.0, 3.0, 4.0, 0.5, 0.5])
     fixed = jnp.array([0, 1])
-    V = jn.solve(net, k, fixed, jnp.array([1.5, 0.0]), method=method)
+    V = jn.solve(net, k, fixed, jnp.array([1.5, 0.0]), solver=solver)
     series = lambda a, b: a * b / (a + b)  # noqa: E731
     total = series(1.0, 2.0) + series(3.0, 4.0) + series(0.5, 0.5)
     np.testing.assert_allclose(jn.source_currents(net, k, V, fixed), [1.5 * total, -1.5 * total], rtol=tolerance(dtype, 1e-5, 1e-9))
     np.testing.assert_allclose(jn.power(net, k, V), 1.5**2 * total, rtol=tolerance(dtype, 1e-5, 1e-9))
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_wheatstone_bridge(method, dtype):
+@pytest.mark.parametrize("solver", METHODS, ids=IDS)
+def test_wheatstone_bridge(solver, dtype):
     # 0 top (1 V), 3 bottom (0 V); arms 0-1, 0-2, 1-3, 2-3; bridge 1-2.
     net = jn.Network.from_edges([[0, 1], [0, 2], [1, 3], [2, 3], [1, 2]])
     fixed, top = jnp.array([0, 3]), jnp.array([1.0, 0.0])
     balanced = jnp.array([1.0, 2.0, 3.0, 6.0, 5.0])  # k01/k13 == k02/k23
-    V = jn.solve(net, balanced, fixed, top, method=method)
+    V = jn.solve(net, balanced, fixed, top, solver=solver)
     np.testing.assert_allclose(jn.edge_currents(net, balanced, V)[4], 0.0, atol=tolerance(dtype, 1e-6, 1e-9))
     np.testing.assert_allclose(V[1], 1.0 / (1.0 + 3.0), rtol=tolerance(dtype, 1e-5, 1e-9))
     # Unbalanced: compare with the closed form from nodal analysis at nodes 1 and 2.
     a, b, c, d, g = 1.0, 2.0, 4.0, 1.0, 5.0
-    V = jn.solve(net, jnp.array([a, b, c, d, g]), fixed, top, method=method)
+    V = jn.solve(net, jnp.array([a, b, c, d, g]), fixed, top, solver=solver)
     mat = np.array([[a + c + g, -g], [-g, b + d + g]])
     np.testing.assert_allclose(V[1:3], np.linalg.solve(mat, [a, b]), rtol=tolerance(dtype, 1e-5, 1e-9))
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_r2r_ladder_halves_voltage(method, dtype):
+@pytest.mark.parametrize("solver", METHODS, ids=IDS)
+def test_r2r_ladder_halves_voltage(solver, dtype):
     # R-2R ladder: rungs of conductance 1 between chain nodes, 1/2 to ground (node 0),
     # terminated by 1/2 at the far end: each chain node holds half the previous voltage.
     m = 6
@@ -70,17 +71,17 @@ def test_r2r_ladder_halves_voltage(method, dtype):
     edges = [[chain[i], chain[i + 1]] for i in range(m - 1)] + [[c, 0] for c in chain[1:]]
     k = [1.0] * (m - 1) + [0.5] * (m - 2) + [1.0]  # last node: 2R shunt || 2R termination = R
     net = jn.Network.from_edges(edges)
-    V = jn.solve(net, jnp.array(k), jnp.array([0, 1]), jnp.array([0.0, 1.0]), method=method)
+    V = jn.solve(net, jnp.array(k), jnp.array([0, 1]), jnp.array([0.0, 1.0]), solver=solver)
     np.testing.assert_allclose(np.asarray(V)[chain], 0.5 ** np.arange(m), rtol=tolerance(dtype, 1e-5, 1e-9))
 
 
 # ---------------------------------------------------------------- physics invariants
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_current_law_and_conservation(key, method, dtype):
+@pytest.mark.parametrize("solver", METHODS, ids=IDS)
+def test_current_law_and_conservation(key, solver, dtype):
     net, k, fixed, values = random_instance(key)
-    V = jn.solve(net, k, fixed, values, method=method)
+    V = jn.solve(net, k, fixed, values, solver=solver)
     currents = jn.node_currents(net, k, V)
     free = np.setdiff1d(np.arange(net.n_nodes), fixed)
     scale = np.abs(jn.source_currents(net, k, V, fixed)).max()
@@ -103,18 +104,18 @@ def test_power_minimum(key, dtype):
     assert abs(grad_p @ dv) < tolerance(dtype, 1e-4, 1e-9)
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_agrees_with_numpy(key, method, dtype):
+@pytest.mark.parametrize("solver", METHODS, ids=IDS)
+def test_agrees_with_numpy(key, solver, dtype):
     for i in range(3):
         net, k, fixed, values = random_instance(jax.random.fold_in(key, i), n=40, e=90)
-        V = jn.solve(net, k, fixed, values, method=method)
+        V = jn.solve(net, k, fixed, values, solver=solver)
         ref = numpy_solve(np.stack([net.senders, net.receivers], 1), k, net.n_nodes, fixed, values)
         np.testing.assert_allclose(V, ref, atol=tolerance(dtype, 1e-3, 1e-8), rtol=0)
     net = jn.disordered_network(key, 300, 4.0)
     k = jax.random.uniform(key, (net.n_edges,), minval=0.1, maxval=2.0)
     fixed, values = jnp.array([0, 17, 230]), jnp.array([[1.0, 0.0, -0.5]])
     ref = numpy_solve(np.stack([net.senders, net.receivers], 1), k, net.n_nodes, fixed, values)
-    np.testing.assert_allclose(jn.solve(net, k, fixed, values, method=method), ref, atol=tolerance(dtype, 1e-3, 1e-8), rtol=0)
+    np.testing.assert_allclose(jn.solve(net, k, fixed, values, solver=solver), ref, atol=tolerance(dtype, 1e-3, 1e-8), rtol=0)
 
 
 def test_example_axes_broadcast(key, x64):
@@ -130,8 +131,8 @@ def test_dense_and_cg_agree_on_large_network(key, x64):
     net = jn.disordered_network(key, 2000, 4.0)
     k = jax.random.uniform(key, (net.n_edges,), minval=0.5, maxval=1.5)
     fixed, values = jnp.array([3, 700, 1500]), jnp.array([[1.0, 0.0, 0.3], [0.0, 1.0, 0.0]])
-    dense = jn.solve(net, k, fixed, values, method="dense")
-    cg = jn.solve(net, k, fixed, values, method="cg")
+    dense = jn.solve(net, k, fixed, values, solver=jn.Dense())
+    cg = jn.solve(net, k, fixed, values, solver=jn.CG())
     np.testing.assert_allclose(cg, dense, atol=1e-8)
     assert jn.solve(net, k, fixed, values).shape == dense.shape  # auto picks CG here
 
@@ -139,12 +140,12 @@ def test_dense_and_cg_agree_on_large_network(key, x64):
 # ---------------------------------------------------------------- dtypes
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_float32(key, method, x64):
+@pytest.mark.parametrize("solver", METHODS, ids=IDS)
+def test_float32(key, solver, x64):
     net, k, fixed, values = random_instance(key)
-    V32 = jn.solve(net, k.astype(jnp.float32), fixed, values.astype(jnp.float32), method=method)
+    V32 = jn.solve(net, k.astype(jnp.float32), fixed, values.astype(jnp.float32), solver=solver)
     assert V32.dtype == jnp.float32
-    V64 = jn.solve(net, k, fixed, values, method=method)
+    V64 = jn.solve(net, k, fixed, values, solver=solver)
     assert V64.dtype == jnp.float64
     np.testing.assert_allclose(V32, V64, atol=1e-4)
 
@@ -152,13 +153,13 @@ def test_float32(key, method, x64):
 # ---------------------------------------------------------------- transformations
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_gradients_match_finite_differences(key, method, x64):
+@pytest.mark.parametrize("solver", METHODS, ids=IDS)
+def test_gradients_match_finite_differences(key, solver, x64):
     net, k, fixed, values = random_instance(key)
     w = jax.random.normal(jax.random.key(7), (5, net.n_nodes))
 
     def objective(k, values):
-        return jnp.sum(w * jn.solve(net, k, fixed, values, method=method) ** 2)
+        return jnp.sum(w * jn.solve(net, k, fixed, values, solver=solver) ** 2)
 
     gk, gv = jax.grad(objective, argnums=(0, 1))(k, values)
     eps = 1e-6
@@ -174,18 +175,18 @@ def test_gradients_match_finite_differences(key, method, x64):
 def test_gradient_is_an_adjoint_solve_not_unrolled(key, x64):
     """The backward pass contains no Cholesky of its own: it reuses the forward factor."""
     net, k, fixed, values = random_instance(key)
-    f = lambda k: jn.solve(net, k, fixed, values, method="dense").sum()  # noqa: E731
+    f = lambda k: jn.solve(net, k, fixed, values, solver=jn.Dense()).sum()  # noqa: E731
     text = str(jax.make_jaxpr(jax.grad(f))(k))
     assert text.count("cholesky") == 1
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_vmap_equals_loop(key, method, x64):
+@pytest.mark.parametrize("solver", METHODS, ids=IDS)
+def test_vmap_equals_loop(key, solver, x64):
     net, _, fixed, values = random_instance(key)
     ks = jax.random.uniform(key, (6, net.n_edges), minval=0.3, maxval=2.0)
-    batched = jax.jit(jax.vmap(lambda k: jn.solve(net, k, fixed, values, method=method)))(ks)
+    batched = jax.jit(jax.vmap(lambda k: jn.solve(net, k, fixed, values, solver=solver)))(ks)
     for i in range(6):
-        np.testing.assert_allclose(batched[i], jn.solve(net, ks[i], fixed, values, method=method), atol=1e-9)
+        np.testing.assert_allclose(batched[i], jn.solve(net, ks[i], fixed, values, solver=solver), atol=1e-9)
 
 
 def test_vmap_over_networks(key, x64):
@@ -275,17 +276,38 @@ def wide_range_grid(side=12, decades=6.0, dtype=jnp.float32):
 
 
 def test_solver_options_validate():
-    for bad, match in [(dict(method="lu"), "method must be"), (dict(rtol=0.0), "rtol must lie in"),
-                       (dict(atol=-1.0), "atol must be >= 0"), (dict(max_steps=0), "max_steps must be"),
-                       (dict(dense_max_nodes=-1), "dense_max_nodes")]:
+    for cls, bad, match in [(jn.Dense, dict(rtol=0.0), "rtol must lie in"), (jn.CG, dict(atol=-1.0), "atol must be >= 0"),
+                            (jn.CG, dict(max_steps=0), "max_steps must be"), (jn.Auto, dict(dense_max_nodes=-1), "dense_max_nodes"),
+                            (jn.Dense, dict(refine=-1), "refine must be"), (jn.Newton, dict(max_steps=0), "max_steps must be")]:
         with pytest.raises(ValueError, match=match):
-            jn.Solver(**bad)
-    with pytest.raises(ValueError, match="or a jn.Solver"):
-        jn.solve(jn.Network.from_edges([[0, 1]]), jnp.ones(1), jnp.array([0]), jnp.array([1.0]), method="lu")
+            cls(**bad)
+    with pytest.raises(ValueError, match="Newton's linear solver must be"):
+        jn.Newton(jn.Newton())
+    net = jn.Network.from_edges([[0, 1]])
+    with pytest.raises(ValueError, match="solver must be a jaxnet solver object"):
+        jn.solve(net, jnp.ones(1), jnp.array([0]), jnp.array([1.0]), solver="cg")
+    with pytest.warns(DeprecationWarning, match="method= is deprecated"), pytest.raises(ValueError, match="method must be"):
+        jn.solve(net, jnp.ones(1), jnp.array([0]), jnp.array([1.0]), method="lu")
+
+
+def test_deprecated_method_and_solver_give_the_same_solver_objects(key):
+    """`method=` (a word or an object) and `jn.Solver(...)` still work for one release, warn,
+    and mean the solver objects that replace them."""
+    net, k, fixed, values = random_instance(key)
+    for word, solver in (("dense", jn.Dense()), ("cg", jn.CG()), ("auto", jn.Auto())):
+        with pytest.warns(DeprecationWarning, match="method= is deprecated"):
+            old = jn.solve(net, k, fixed, values, method=word)
+        np.testing.assert_array_equal(old, jn.solve(net, k, fixed, values, solver=solver))
+    with pytest.warns(DeprecationWarning, match="jn.Solver is deprecated"):
+        assert jn.Solver("cg", rtol=1e-5, max_steps=7, dense_max_nodes=3) == jn.CG(rtol=1e-5, max_steps=7)
+    with pytest.warns(DeprecationWarning):
+        assert jn.Solver(newton_steps=5, rtol=1e-6) == jn.Newton(jn.Auto(rtol=1e-6), rtol=1e-6, max_steps=5)
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="not both"):
+        jn.solve(net, k, fixed, values, solver=jn.CG(), method="cg")
 
 
 def test_dense_max_nodes_sets_the_auto_rule(key):
-    """`Solver.dense_max_nodes` is the size rule of "auto", and it takes effect."""
+    """`Auto.dense_max_nodes` is the size rule of `jn.Auto`, and it takes effect."""
     net = jn.square_lattice(4, 4)
     task = jn.regression_task(key, net, n_train=4, n_test=0)
 
@@ -293,17 +315,18 @@ def test_dense_max_nodes_sets_the_auto_rule(key):
         physics = jn.Physics(net, task.inputs, task.outputs, task.ground, task.x_train, task.y_train, solver)
         return int(jax.jit(lambda k: physics.responses(k))(jnp.ones(net.n_edges))[2].info.iterations)
 
-    assert iterations(jn.Solver(dense_max_nodes=16)) == 0 and iterations(jn.Solver(dense_max_nodes=15)) > 0
-    assert jn.Solver().resolve(200) == "dense" and jn.Solver().resolve(201) == "cg"
+    assert iterations(jn.Auto(dense_max_nodes=16)) == 0 and iterations(jn.Auto(dense_max_nodes=15)) > 0
+    assert jn.Auto().select(200) == jn.Dense() and jn.Auto().select(201) == jn.CG()
+    assert jn.Auto().select(200, warm=True) == jn.CGThenDense(jn.CG(), jn.Dense())
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_tolerance_is_met_and_settable(key, method, x64):
+@pytest.mark.parametrize("solver", METHODS, ids=IDS)
+def test_tolerance_is_met_and_settable(key, solver, x64):
     """The true relative residual of the result is within the requested rtol, for each rtol."""
     net, k, fixed, values = random_instance(key)
     lap = numpy_laplacian(np.stack([net.senders, net.receivers], 1), np.asarray(k), net.n_nodes)
     for rtol in (1e-4, 1e-9):
-        V = np.asarray(jn.solve(net, k, fixed, values, method=jn.Solver(method, rtol=rtol)))
+        V = np.asarray(jn.solve(net, k, fixed, values, solver=type(solver)(rtol=rtol)))
         current = V @ lap  # net current out of each node; zero at free nodes
         free = np.setdiff1d(np.arange(net.n_nodes), np.asarray(fixed))
         # the columns solved are unit responses; their right-hand side norms are O(max degree)
@@ -312,18 +335,18 @@ def test_tolerance_is_met_and_settable(key, method, x64):
 
 def test_cg_stops_on_true_residual_with_atol(key, x64):
     net, k, fixed, values = random_instance(key)
-    exact = jn.solve(net, k, fixed, values, method="dense")
-    loose = jn.solve(net, k, fixed, values, method=jn.Solver("cg", rtol=1e-12, atol=1e-3))
+    exact = jn.solve(net, k, fixed, values, solver=jn.Dense())
+    loose = jn.solve(net, k, fixed, values, solver=jn.CG(rtol=1e-12, atol=1e-3))
     assert 1e-9 < float(jnp.abs(loose - exact).max()) < 1e-1  # stopped early, on atol
-    tight = jn.solve(net, k, fixed, values, method=jn.Solver("cg", rtol=1e-12))
+    tight = jn.solve(net, k, fixed, values, solver=jn.CG(rtol=1e-12))
     np.testing.assert_allclose(tight, exact, atol=1e-10)
 
 
 @pytest.mark.parametrize("transform", ["eager", "jit", "vmap"])
 def test_cg_iteration_cap_is_an_error(key, transform, x64):
     net, k, fixed, values = random_instance(key)
-    solver = jn.Solver("cg", max_steps=2)
-    f = lambda k: jn.solve(net, k, fixed, values, method=solver)  # noqa: E731
+    solver = jn.CG(max_steps=2)
+    f = lambda k: jn.solve(net, k, fixed, values, solver=solver)  # noqa: E731
     if transform == "jit":
         f = jax.jit(f)
     elif transform == "vmap":
@@ -336,9 +359,9 @@ def test_cg_iteration_cap_is_an_error(key, transform, x64):
         assert jnp.all(jnp.isnan(f(k)))
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("solver", METHODS, ids=IDS)
 @pytest.mark.parametrize("transform", ["eager", "jit", "vmap"])
-def test_float32_gradient_on_six_decades_is_right(method, transform, x64):
+def test_float32_gradient_on_six_decades_is_right(solver, transform, x64):
     """The issue's case: a grid whose conductances span six decades, float32, a gradient.
 
     float32 Cholesky is 3e-3 off there; its refinement step sees it and the dense path hands
@@ -347,7 +370,7 @@ def test_float32_gradient_on_six_decades_is_right(method, transform, x64):
     """
     def gradient(net, k, fixed, values):
         w = jax.random.normal(jax.random.key(1), (net.n_nodes,), jnp.float32).astype(k.dtype)
-        return jax.grad(lambda k: jnp.sum(w * jn.solve(net, k, fixed, values.astype(k.dtype), method=method)))(k)
+        return jax.grad(lambda k: jnp.sum(w * jn.solve(net, k, fixed, values.astype(k.dtype), solver=solver)))(k)
 
     net, k, fixed, values = wide_range_grid(side=16, decades=6.0)
     f, arg = (lambda k: gradient(net, k, fixed, values)), k
@@ -365,14 +388,15 @@ def test_adjoint_cg_solve_is_checked(key, x64):
     net = jn.square_lattice(6, 6)
     task = jn.regression_task(key, net, n_train=4, n_test=0)
     k = jax.random.uniform(key, (net.n_edges,), minval=0.5, maxval=2.0)
-    exact = jn.Physics(net, task.inputs, task.outputs, task.ground, task.x_train, task.y_train, "dense")
-    solution = exact.responses(k)[2].solution
+    exact = jn.Physics(net, task.inputs, task.outputs, task.ground, task.x_train, task.y_train, jn.Dense(),
+                       jn.Dense().init(net, task.inputs.shape[0] + task.outputs.shape[0], k.dtype))
+    solution = exact.responses(k)[2].solver_state  # a warm start at the exact solution
     # Warm-started at the exact solution the forward solve needs no iteration; the adjoint starts cold.
     capped = jn.Physics(net, task.inputs, task.outputs, task.ground, task.x_train, task.y_train,
-                        jn.Solver("cg", max_steps=3), guess=solution)
+                        jn.CG(max_steps=3), solution)
     assert int(jax.jit(lambda k: capped.loss(k))(k)[1].info.iterations) == 0
     gradient = lambda physics: jax.jit(jax.grad(lambda k: physics.loss(k)[0]))(k)  # noqa: E731
     assert jnp.all(jnp.isnan(gradient(capped)))  # the adjoint failed: NaN, never a wrong gradient
     # With room to converge, CG's gradient equals the dense one.
-    free = jn.Physics(net, task.inputs, task.outputs, task.ground, task.x_train, task.y_train, jn.Solver("cg"))
+    free = jn.Physics(net, task.inputs, task.outputs, task.ground, task.x_train, task.y_train, jn.CG())
     np.testing.assert_allclose(gradient(free), gradient(exact), rtol=1e-7, atol=1e-12)

@@ -60,7 +60,7 @@ def test_table_is_tidy(small_sweep):
     points, instances, logged = 4, 6, 5
     assert len(table) == points * instances * logged
     assert not table.duplicated(["run", "step"]).any()
-    config_keys = {"steps", "log_every", "batch_size", "dtype", "method", "network", "n_nodes", "coordination",
+    config_keys = {"steps", "log_every", "batch_size", "dtype", "solver", "network", "n_nodes", "coordination",
                    "k0_low", "task", "n_train", "rule", "p", "alpha", "eta", "k_min", "k_max", "optimizer",
                    "learning_rate"}
     assert config_keys <= set(table.columns)
@@ -140,10 +140,14 @@ BAD = [
 
 
 def test_solver_keys_reach_train():
-    """sweep.method, rtol, atol and max_steps become the jn.Solver each run trains with."""
-    config = jn.load_config(SMALL, {"sweep.method": "cg", "sweep.rtol": 1e-6, "sweep.max_steps": 50})
-    assert jn.rebuild_run(config, 0).train_kwargs["method"] == jn.Solver("cg", rtol=1e-6, max_steps=50)
-    assert jn.rebuild_run(SMALL, 0).train_kwargs["method"] == jn.Solver()
+    """sweep.solver, rtol, atol and max_steps become the solver object each run trains with."""
+    config = jn.load_config(SMALL, {"sweep.solver": "cg", "sweep.rtol": 1e-6, "sweep.max_steps": 50})
+    assert jn.rebuild_run(config, 0).train_kwargs["solver"] == jn.CG(rtol=1e-6, max_steps=50)
+    assert jn.rebuild_run(SMALL, 0).train_kwargs["solver"] == jn.Auto()
+    config = jn.load_config(SMALL, {"sweep.solver": "cg_then_dense", "sweep.atol": 1e-9})
+    assert jn.rebuild_run(config, 0).train_kwargs["solver"] == jn.CGThenDense(jn.CG(atol=1e-9), jn.Dense(atol=1e-9))
+    with pytest.raises(jn.ConfigError, match="the key 'method' in \\[sweep\\] is now 'solver'"):
+        jn.load_config(SMALL, {"sweep.method": "cg"})
 
 
 def test_edge_update_clock_runs_each_p_for_steps_over_p():
@@ -352,7 +356,7 @@ steps = 20
 log_every = 5
 networks = 3
 seeds = 2
-method = "cg"
+solver = "cg"
 max_steps = 6
 checkpoint_every = 10
 chunk_size = 4
@@ -415,7 +419,7 @@ def test_a_failed_run_is_recorded_and_every_other_run_completes(failing_sweep):
     assert first["grid"] == {"alpha": 0.5} and (first["network_seed"], first["init_seed"]) == (0, 0)
     assert first["failure"] == "cg_residual" and first["failed_step"] == 0
     assert first["residual"] > first["tolerance"] == pytest.approx(2.0**-20)
-    assert "CG did not reach the tolerance" in first["message"] and "raise jn.Solver(max_steps" in first["message"]
+    assert "CG did not reach the tolerance" in first["message"] and "raise jn.CG(max_steps" in first["message"]
     # the summary's rebuild recipe repeats the failed run by hand, and train raises there
     r = jn.rebuild_run(out, 0)
     assert r.train_kwargs == jn.rebuild_run(FAIL, 0).train_kwargs

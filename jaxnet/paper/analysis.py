@@ -139,7 +139,7 @@ def trajectory_measures(rebuild: Callable, table, final_k: dict, n_runs: int, re
 
         def record(r):
             _, k = conductance_trajectory(r.net, r.task, r.rule, r.k0, key=r.key, steps=kw["steps"],
-                                          batch_size=kw["batch_size"], method=kw["method"])
+                                          batch_size=kw["batch_size"], solver=kw["solver"])
             return levels.state_index(k)
 
         states = np.asarray(jax.jit(jax.vmap(record))(stacked))

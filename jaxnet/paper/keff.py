@@ -42,6 +42,7 @@ import numpy as np
 
 from .._generators import disordered_network
 from .._network import Network
+from .._solver import Dense, LinearSolver
 from .._states import Physics, effective_conductance
 from .._tasks import REGRESSION_MATRIX, Task, regression_task
 from .._train import conductance_trajectory
@@ -56,22 +57,22 @@ the limit is O(eta), and is measured: `rel_err_cl_limit_vs_neg_grad_keff_weighte
 
 
 @eqx.filter_jit
-def _vectors(net: Network, task: Task, rule: CoupledLearning, k, eta, method):
+def _vectors(net: Network, task: Task, rule: CoupledLearning, k, eta, solver):
     """Per-edge vectors `(E,)` and `K_eff` at conductances `k`, on the task's training set."""
     dtype = k.dtype
     physics = Physics(net, task.inputs, task.outputs, task.ground, task.x_train.astype(dtype),
-                      task.y_train.astype(dtype), method)
+                      task.y_train.astype(dtype), solver)
     eta = jnp.asarray(eta, dtype)
     limit = physics.coupled_contrast(k, eta)[0] / eta  # dk / alpha at small eta
     rule_eta = jnp.asarray(rule.eta, dtype)
     raw = physics.coupled_contrast(k, rule_eta)[0] / rule_eta  # dk / alpha at the rule's eta
     step = jnp.clip(k + rule.alpha * raw, rule.k_min, rule.k_max) - k  # what the rule does to k
     grad_loss = jax.grad(lambda q: physics.loss(q)[0])(k)
-    keff = effective_conductance(net, task, k, method=method)
+    keff = effective_conductance(net, task, k, solver=solver)
 
     def weighted(q, frozen: bool):
         e = physics.y - physics.free_outputs(q)
-        w = jax.lax.stop_gradient(keff) if frozen else effective_conductance(net, task, q, method=method)
+        w = jax.lax.stop_gradient(keff) if frozen else effective_conductance(net, task, q, solver=solver)
         return jnp.mean(jnp.einsum("bi,ij,bj->b", e, w, e))
 
     grad_frozen = jax.grad(weighted)(k, True)
@@ -98,7 +99,7 @@ def _relative(a, b) -> float:
 
 
 def comparison(net: Network, task: Task, rule: CoupledLearning, conductances, *, eta: float = LIMIT_ETA,
-               method="dense") -> dict[str, float]:
+               solver: LinearSolver = Dense()) -> dict[str, float]:
     """The coupled-learning update against `-grad C` and `-grad W` (`K_eff` frozen), at one `k`.
 
     **Arguments:** `net`, `task` (its training set), `rule` a `jn.rules.coupled_learning` (its
@@ -124,7 +125,7 @@ def comparison(net: Network, task: Task, rule: CoupledLearning, conductances, *,
     k = jnp.asarray(conductances)
     if not isinstance(rule, CoupledLearning):
         raise ValueError(f"rule must be jn.rules.coupled_learning(...); got {type(rule).__name__}.")
-    vectors = _vectors(net, task, _traced(rule, k.dtype), k, jnp.asarray(eta, k.dtype), method)
+    vectors = _vectors(net, task, _traced(rule, k.dtype), k, jnp.asarray(eta, k.dtype), solver)
     v = {name: np.asarray(a, np.float64) for name, a in vectors.items()}
     kk = np.asarray(k, np.float64)
     k_min, k_max = np.asarray(k.dtype.type(rule.k_min), np.float64), np.asarray(k.dtype.type(rule.k_max), np.float64)
@@ -159,7 +160,7 @@ def comparison(net: Network, task: Task, rule: CoupledLearning, conductances, *,
 
 
 def along_run(net: Network, task: Task, rule: CoupledLearning, k0, *, key, steps: int, every: int,
-              eta: float = LIMIT_ETA, method="dense") -> dict:
+              eta: float = LIMIT_ETA, solver: LinearSolver = Dense()) -> dict:
     """`comparison` at steps `0, every, ..., steps` of a coupled-learning run from `k0` (its dtype
     is the run's precision).
 
@@ -167,8 +168,8 @@ def along_run(net: Network, task: Task, rule: CoupledLearning, k0, *, key, steps
     median over the records after step 0}, "final": the last record}`; `loss` is `C` at each record.
     """
     k0 = jnp.asarray(k0)
-    _, ks = _trajectory(net, task, _traced(rule, k0.dtype), k0, key=key, steps=steps, every=every, method=method)
-    records = [comparison(net, task, rule, k, eta=eta, method=method) for k in ks]
+    _, ks = _trajectory(net, task, _traced(rule, k0.dtype), k0, key=key, steps=steps, every=every, solver=solver)
+    records = [comparison(net, task, rule, k, eta=eta, solver=solver) for k in ks]
     losses = [r["loss"] for r in records]
     later = records[1:] or records
     median = {name: float(np.nanmedian([r[name] for r in later])) for name in records[0]}

@@ -8,7 +8,7 @@ import jax
 
 from .. import rules as rules_module
 from .._network import Network
-from .._solver import Solver
+from .._solver import CG, Auto, CGThenDense, Dense, LinearSolver
 from ._config import ConfigError
 from ._registry import kind_of, schema
 
@@ -53,17 +53,20 @@ def make_rule(point: dict, hyper: dict, desync: bool = True):
     return rules_module.desync(rule, hyper["p"]) if desync else rule
 
 
-def solver_of(point: dict) -> Solver:
-    """The `jn.Solver` a config point asks for (keys method, rtol, atol, max_steps)."""
+def solver_of(point: dict) -> LinearSolver:
+    """The linear solver a config point asks for (keys solver, rtol, atol, max_steps; `train`
+    puts it in a `jn.Newton` for a network with elements)."""
     auto = lambda v: None if v == "auto" else v  # noqa: E731
-    return Solver(point["method"], rtol=auto(point["rtol"]), atol=float(point["atol"]),
-                  max_steps=auto(point["max_steps"]))
+    rtol, atol, max_steps = auto(point["rtol"]), float(point["atol"]), auto(point["max_steps"])
+    cg = CG(rtol=rtol, atol=atol, max_steps=max_steps)
+    return {"auto": lambda: Auto(rtol=rtol, atol=atol, max_steps=max_steps), "dense": lambda: Dense(rtol=rtol, atol=atol),
+            "cg": lambda: cg, "cg_then_dense": lambda: CGThenDense(cg, Dense(rtol=rtol, atol=atol))}[point["solver"]]()
 
 
 def train_options(point: dict) -> dict:
     """The keyword arguments of `jn.train` a config point fixes, `steps` and `log_every` aside
     (a group's chunks differ in them under clock = "edge_updates")."""
-    return dict(method=solver_of(point), batch_size=None if point["batch_size"] == "full" else point["batch_size"],
+    return dict(solver=solver_of(point), batch_size=None if point["batch_size"] == "full" else point["batch_size"],
                 track_cosine=point["track_cosine"])
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from .._results import JaxnetError
 from . import _kinds  # noqa: F401  (registers the built-in kinds)
-from ._keys import REQUIRED
+from ._keys import RENAMED_KEYS, REQUIRED
 from ._registry import kind_of, kinds_using, registered_kinds, schema
 
 
@@ -123,6 +123,9 @@ def _normalize_section(section: str, raw: Any, index: int | None = None) -> dict
                               "register them with jaxnet.sweep's register_network, register_task or register_rule "
                               "before loading the config.")
     for key in raw:
+        if (section, key) in RENAMED_KEYS:
+            raise ConfigError(f"the key '{key}' in {where} is now '{RENAMED_KEYS[section, key]}' (renamed in "
+                              f"jaxnet 0.3, with the same values): rename it in your config.")
         if key not in spec:
             close = difflib.get_close_matches(key, list(spec), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else f" Valid keys: {', '.join(spec)}."

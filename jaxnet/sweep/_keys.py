@@ -79,6 +79,10 @@ def _auto_or_positive(v) -> str | None:
     return None if v == "auto" or (constrained("positive")(v) is None) else "'auto' or a finite number > 0"
 
 
+#: The words of the `solver` key, each a solver class's `jn.` name in lowercase.
+SOLVERS = ("auto", "dense", "cg", "cg_then_dense")
+
+
 #: The keys of each section that do not depend on its kind, in order; a section's kinds' keys
 #: go after the key `KIND_KEYS_AFTER` names. `kind` itself is added with the registered kinds.
 SECTION_KEYS: dict[str, dict[str, Key]] = {
@@ -93,7 +97,8 @@ SECTION_KEYS: dict[str, dict[str, Key]] = {
         "seeds": Key(1, integer(1), "training seeds (initial conductances, PRNG) per network", grid=False),
         "seed": Key(0, integer(0), "master seed: every network, task and key derives from it", grid=False),
         "dtype": Key("float32", choice("float32", "float64"), "floating-point precision"),
-        "method": Key("auto", choice("auto", "dense", "cg"), "solver path (jn.Solver.method)"),
+        "solver": Key("auto", choice(*SOLVERS), "the linear solver: jn.Auto, jn.Dense, jn.CG or jn.CGThenDense "
+                      "(with elements, inside jn.Newton); until jaxnet 0.3 this key was 'method'"),
         "rtol": Key("auto", _auto_or_positive, "solver tolerance on the componentwise backward error, "
                     "|b - A x| <= rtol (|A||x| + |b|) ('auto': 8 eps ~ 9.5e-7 in float32, 1e-10 in float64; "
                     "Newton's current imbalance: 1e-4 in float32)"),
@@ -115,6 +120,9 @@ SECTION_KEYS: dict[str, dict[str, Key]] = {
                  static=False),
     },
 }
+
+#: Config keys renamed since an earlier jaxnet: `(section, old name) -> new name`.
+RENAMED_KEYS = {("sweep", "method"): "solver"}
 
 #: The results table's columns that are not config keys (`_store.rows`): no key may take their names.
 RUN_COLUMNS = ("run", "point", "network_seed", "init_seed", "instance", "step", "edge_updates", "loss",

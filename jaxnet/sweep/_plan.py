@@ -118,7 +118,7 @@ def set_chunk_sizes(config: SweepConfig, groups: list[Group], saved_plan: dict |
 def bytes_per_run(static: dict, n_nodes: int, n_edges: int, n_columns: int, n_examples: int) -> int:
     """A generous estimate of one run's device memory inside a compiled segment."""
     item = 8 if static["dtype"] == "float64" else 4
-    dense = solver_of(static).resolve(n_nodes, warm=True) != "cg"  # "cg+dense" may factorize
+    dense = solver_of(static).may_factorize(n_nodes)
     matrices = 6 * n_nodes * n_nodes if dense else 0
     vectors = 16 * n_nodes * n_columns + 8 * n_edges * (n_columns + n_examples)
     return item * (matrices + vectors) + 4096

@@ -14,6 +14,7 @@ from jax.experimental import multihost_utils
 
 from .._checkpoint import SweepError, atomic_write, jaxnet_version, version_mismatch
 from .._results import RESULTS, describe
+from ._keys import RENAMED_KEYS
 from ._config import SweepConfig, columns
 from ._plan import Group, chunk_name, logged_steps, run_ids
 
@@ -75,7 +76,10 @@ def prepare_dir(out_dir: str, normalized: dict, fresh: bool, writer: bool) -> No
         saved = read_json(config_path)
         version = saved.pop("jaxnet_version", None)
         if version != jaxnet_version():
-            raise version_mismatch(out_dir, version, "a sweep")
+            error = version_mismatch(out_dir, version, "a sweep")
+            renamed = [f"{section}.{old} is now {section}.{new}" for (section, old), new in RENAMED_KEYS.items()
+                       if old in saved.get(section, {})]
+            raise SweepError(f"{error} (Since jaxnet 0.3: {'; '.join(renamed)}.)") if renamed else error
         differ = diff(saved, normalized)
         if differ:
             raise SweepError(
