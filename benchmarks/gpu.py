@@ -25,7 +25,7 @@ import jaxnet as jn
 
 from . import big
 from ._timing import machine_name, time_jax
-from .workloads import ALPHA, ETA, workload
+from .workloads import ALPHA, ETA, SOLVERS, workload
 
 
 def _train_batch(net, task, rule, instances, steps, method, dtype=jnp.float32):
@@ -36,7 +36,8 @@ def _train_batch(net, task, rule, instances, steps, method, dtype=jnp.float32):
         k0, keys = jn.shard_instances((k0, keys))
 
     def run(k0, keys):
-        one = lambda k, key: jn.train(net, task, rule, k, key=key, steps=steps, log_every=steps, method=method)  # noqa: E731
+        one = lambda k, key: jn.train(net, task, rule, k, key=key, steps=steps, log_every=steps,
+                                        solver=SOLVERS[method])  # noqa: E731
         r = jax.vmap(one)(k0, keys)
         return r.conductances, r.loss
 

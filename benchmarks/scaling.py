@@ -14,7 +14,7 @@ import jaxnet as jn
 
 from . import baselines
 from ._timing import time_call
-from .workloads import ALPHA, ETA, jaxnet_rate, workload
+from .workloads import ALPHA, ETA, jaxnet_rate, path_name, workload
 
 NODES = (64, 256, 1024, 4096, 16384)
 INSTANCES = (1, 16, 256, 1024, 4096)
@@ -37,7 +37,7 @@ def run(quick: bool = False):
         net, task = workload(n)
         steps = max(10, int(2e5 / n))
         _, rate = jaxnet_rate(net, task, rule, 1, steps)
-        out["nodes"].append(dict(n=n, method=jn.Solver().resolve(net.n_nodes, warm=True), jaxnet_step_s=1 / rate,
+        out["nodes"].append(dict(n=n, method=path_name(net.n_nodes, warm=True), jaxnet_step_s=1 / rate,
                                  baseline_step_s=_baseline_step_s(net, task, 2 if n > 4096 else 5)))
     net, task = workload(64)
     for b in (INSTANCES[:3] if quick else INSTANCES):

@@ -29,6 +29,8 @@ import optax  # noqa: E402
 
 import jaxnet as jn  # noqa: E402
 
+from .workloads import SOLVERS  # noqa: E402
+
 
 def main(instances: int = 32, steps: int = 20, calls: int = 20, method: str = "auto", devices: int = 2,
          rule: str = "coupled") -> float:
@@ -43,7 +45,7 @@ def main(instances: int = 32, steps: int = 20, calls: int = 20, method: str = "a
     if devices > 1:
         k0, keys = jn.shard_instances((k0, keys), jax.devices()[:devices])
     run = jax.jit(jax.vmap(lambda k, key: jn.train(net, task, rule, k, key=key, steps=steps, log_every=steps,
-                                                     method=method).conductances))
+                                                     solver=SOLVERS[method]).conductances))
     print(f"jax {jax.__version__}, {len(jax.devices())} devices, {instances} W64 x {steps} steps, "
           f"{calls} calls, method={method}, rule={rule_name}, sharded over {devices}", flush=True)
     t = time.perf_counter()

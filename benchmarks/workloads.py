@@ -39,6 +39,16 @@ import jaxnet as jn
 from . import baselines
 from ._timing import time_call, time_jax
 
+#: The solvers the benchmarks compare, by the name their JSON rows carry ("method").
+SOLVERS = {"auto": jn.Auto(), "dense": jn.Dense(), "cg": jn.CG()}
+
+
+def path_name(n_nodes: int, warm: bool = False) -> str:
+    """The name of the solver `jn.Auto()` takes on `n_nodes` nodes (a JSON row's "method")."""
+    chosen = jn.Auto().select(n_nodes, warm)
+    return {jn.Dense: "dense", jn.CG: "cg", jn.CGThenDense: "cg+dense"}[type(chosen)]
+
+
 PUBLIC = {"W64": 3400.0, "W1024": 200.0, "W64 gradient": 190.0}
 ALPHA, ETA, LR = 0.05, 1e-3, 0.5
 
@@ -71,7 +81,8 @@ def check(net, task, rule, baseline, steps=20):
 
 def _train_fn(net, task, rule, steps, method="auto"):
     def fn(k0, keys):
-        run = lambda k, key: jn.train(net, task, rule, k, key=key, steps=steps, log_every=steps, method=method).conductances  # noqa: E731
+        run = lambda k, key: jn.train(net, task, rule, k, key=key, steps=steps, log_every=steps,
+                                      solver=SOLVERS[method]).conductances  # noqa: E731
         return jax.vmap(run)(k0, keys)
 
     return fn
@@ -109,11 +120,11 @@ def dense_floor(n_free: int, columns: int = 4) -> float:
 def cg_iterations(net, task, steps=30):
     """Mean CG iterations per step of coupled learning, warm-started as `train` does.
 
-    From `TrainResult.cg_iterations` (summed over the call's steps and its final solve).
+    From `TrainResult.solver_iterations` (summed over the call's steps and its final solve).
     """
     rule = jn.rules.coupled_learning(alpha=ALPHA, eta=ETA)
     run = jax.jit(lambda k: jn.train(net, task, rule, k, key=jax.random.key(0), steps=steps,
-                                     log_every=steps).cg_iterations)
+                                     log_every=steps).solver_iterations)
     return float(run(jnp.ones(net.n_edges, jnp.float32))) / (steps + 1)
 
 

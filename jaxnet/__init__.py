@@ -43,15 +43,19 @@ from ._solver import (
     SolveInfo as SolveInfo,
 )
 from . import rules as rules
-from ._states import (
-    Measurement as Measurement,
-    Physics as Physics,
+from ._observables import (
     edge_currents as edge_currents,
     edge_drops as edge_drops,
     effective_conductance as effective_conductance,
     node_currents as node_currents,
     power as power,
     source_currents as source_currents,
+)
+from ._states import (
+    ElementPhysics as ElementPhysics,
+    LinearPhysics as LinearPhysics,
+    Measurement as Measurement,
+    Physics as Physics,
 )
 
 from ._tasks import (

@@ -8,6 +8,7 @@ import textwrap
 from numbers import Number
 import numpy as np
 
+from ._observables import edge_currents
 from ._plot_network import KIND_STYLES, diode_marks, edge_paths, k_label, kind_handles, label_offset, layout, legend_rows
 
 #: Metrics plotted on a log axis (they span decades); others are linear.
@@ -271,8 +272,6 @@ def plot_network(
     pos = layout(net)
     kinds = np.zeros(net.n_edges, int) if net.elements is None else np.asarray(net.elements.kind)
     if edge_color == "current":
-        from ._states import edge_currents
-
         values, label = np.abs(np.asarray(edge_currents(net, k, voltages))), "|current| (A)"
     else:
         values, label = k, k_label(kinds)

@@ -30,16 +30,14 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from ._checks import check_conductances, check_no_floating, is_concrete
 from ._elements import Elements
 from ._lapack import solve as small_solve
-from ._network import Network, edge_drops, outflow
+from ._network import Network, edge_drops
 from ._nonlinear import boundary_of
 from ._results import RESULTS, failed, first_failure
 from ._solve import solver_for, unit_rhs
 from ._solver import AbstractSolver, SolveInfo, WarmStart
-from ._system import free_mask, laplacian_apply
-from ._tasks import Task
+from ._system import free_mask
 
 
 class Measurement(eqx.Module):
@@ -85,16 +83,64 @@ class Physics(eqx.Module):
         """The solver this network takes (`jn.Newton` with elements; see `jaxnet._solve.solver_for`)."""
         return solver_for(self.net, self.solver)
 
-    def _linear_only(self, name: str) -> None:
-        if not self.net.linear:
-            raise ValueError(
-                f"Physics.{name} solves the linear (resistor) network by superposition, and this network "
-                "has nonlinear elements: use coupled_contrast, equilibrium_contrast, free_outputs or loss, "
-                "which solve it by Newton.")
+    def __new__(cls, net: Network, *args, **kwargs):
+        # `jn.Physics(...)` is the class of the network's kind (equinox refuses abstract
+        # classes at construction, so the methods below raise rather than being abstract).
+        if cls is Physics:
+            cls = LinearPhysics if net.linear else ElementPhysics
+        return super().__new__(cls)
+
+    def coupled_contrast(self, k: Float[Array, " edges"], eta):
+        """Coupled learning's local signal per edge `(E,)`, and the step's measurement.
+
+        `mean over examples of 2 [∂C_e/∂k_e (free) - ∂C_e/∂k_e (clamped)]`, with `C_e` the
+        edge's co-content (`Elements.parameter_gradient`), the clamped state's outputs held at
+        `V_O^F + eta (y - V_O^F)`. For resistors that is `(ΔV_F)² - (ΔV_C)²`, computed as
+        `-(2 ΔV_F + δ) δ` with `δ = ΔV_C - ΔV_F` straight from the solver, so it keeps its
+        relative accuracy in float32 at small `eta`. (With nonlinear elements the two states
+        are solved apart and subtracted, so in float32 keep `eta` above about 1e-3.)
+        """
+        raise NotImplementedError  # LinearPhysics and ElementPhysics implement it
+
+    def equilibrium_contrast(self, k: Float[Array, " edges"], beta, centered: bool = False):
+        """Equilibrium propagation's local signal per edge `(E,)`, and the step's measurement.
+
+        The nudged state minimizes the co-content plus `beta` times the cost
+        `0.5 sum_o (V_o - y_o)²`: it is the free state with a current `beta (y - V_O)` injected
+        at each output (`V_O` the nudged outputs themselves). Returns `mean over examples of
+        2 [∂C_e/∂k_e (nudged) - ∂C_e/∂k_e (free)]` (for resistors `(ΔV_β)² - (ΔV_F)²`), or
+        with `centered` `[∂C_e/∂k_e (+beta) - ∂C_e/∂k_e (-beta)]`, which is the same to first
+        order in `beta`. Divided by `beta`, it tends to `2 ∂L/∂k` as `beta -> 0` (with error
+        O(beta), centered O(beta²)).
+
+        On a linear network the nudged state costs no solve beyond the free one: the injected
+        currents act through the Green's function `G` the free solve already returned, and
+        `j = beta (y - V_O^F - G_OO j)` is an `n_out x n_out` system per example.
+        """
+        raise NotImplementedError  # LinearPhysics and ElementPhysics implement it
+
+    def free_outputs(self, k: Float[Array, " edges"]) -> Float[Array, "batch outputs"]:
+        """Free-state output voltages `(B, n_out)` for the step's examples."""
+        raise NotImplementedError  # LinearPhysics and ElementPhysics implement it
+
+    def loss(self, k: Float[Array, " edges"]):
+        """Loss on the step's examples, differentiable through the solver; aux: the measurement.
+
+        The solve takes the solver's `for_gradients` (`Dense` where the solver would take
+        warm-started CG with a dense fallback, small networks): its gradient's adjoint solve
+        has no warm start, and the forward and adjoint solves then share one Cholesky
+        factorization (about 2x faster on W64).
+        With nonlinear elements the gradient is one adjoint solve at the Newton solution.
+        """
+        raise NotImplementedError  # LinearPhysics and ElementPhysics implement it
+
+
+class LinearPhysics(Physics):
+    """`Physics` of a network of resistors: every state from ONE call of the linear solver,
+    by superposition (see the module docs). `jn.Physics(...)` builds it for such a network."""
 
     def responses(self, k: Float[Array, " edges"]):
         """Solve once: `(R, G, Measurement)` with `R` `(N, n_in)`, `G` `(N, n_out)`. Linear networks only."""
-        self._linear_only("responses")
         fixed = jnp.concatenate([self.inputs, self.ground])
         free = free_mask(self.net, fixed, k.dtype)
         n_out = self.outputs.shape[0]
@@ -117,7 +163,6 @@ class Physics(eqx.Module):
         **Returns:** `(V_F, dV, measurement)` with `V_F` and `dV = V_C - V_F` of shape `(B, N)`.
         Linear networks only.
         """
-        self._linear_only("free_and_nudge")
         response, green, weights, meas = self._nudge(k, eta)
         return self.x @ response.T, (green @ weights).T, meas
 
@@ -128,23 +173,64 @@ class Physics(eqx.Module):
         `n_in + n_out` solution columns and the examples superposed after, so the per-edge work
         does not grow with the number of examples. Linear networks only.
         """
-        self._linear_only("free_and_nudge_drops")
         response, green, weights, meas = self._nudge(k, eta)
         return self.x @ edge_drops(self.net, response.T), weights.T @ edge_drops(self.net, green.T), meas
 
     def coupled_contrast(self, k: Float[Array, " edges"], eta):
-        """Coupled learning's local signal per edge `(E,)`, and the step's measurement.
+        """See `Physics.coupled_contrast`."""
+        drop_free, drop_delta, meas = self.free_and_nudge_drops(k, eta)
+        return -jnp.mean((2 * drop_free + drop_delta) * drop_delta, axis=0), meas
 
-        `mean over examples of 2 [∂C_e/∂k_e (free) - ∂C_e/∂k_e (clamped)]`, with `C_e` the
-        edge's co-content (`Elements.parameter_gradient`), the clamped state's outputs held at
-        `V_O^F + eta (y - V_O^F)`. For resistors that is `(ΔV_F)² - (ΔV_C)²`, computed as
-        `-(2 ΔV_F + δ) δ` with `δ = ΔV_C - ΔV_F` straight from the solver, so it keeps its
-        relative accuracy in float32 at small `eta`. (With nonlinear elements the two states
-        are solved apart and subtracted, so in float32 keep `eta` above about 1e-3.)
-        """
-        if self.net.linear:
-            drop_free, drop_delta, meas = self.free_and_nudge_drops(k, eta)
-            return -jnp.mean((2 * drop_free + drop_delta) * drop_delta, axis=0), meas
+    def equilibrium_contrast(self, k: Float[Array, " edges"], beta, centered: bool = False):
+        """See `Physics.equilibrium_contrast`."""
+        signs = (1.0, -1.0) if centered else (1.0,)
+        response, green, meas = self.responses(k)
+        drop_free = self.x @ edge_drops(self.net, response.T)
+        green_drops = edge_drops(self.net, green.T)  # (n_out, E)
+        miss = self.y - self.x @ meas.transfer.T  # (B, n_out)
+        eye = jnp.eye(self.outputs.shape[0], dtype=k.dtype)
+        deltas = [small_solve(eye + sign * beta * green[self.outputs], sign * beta * miss.T).T @ green_drops
+                  for sign in signs]
+        if centered:
+            d = (deltas[0] - deltas[1]) * (2 * drop_free + deltas[0] + deltas[1]) / 2
+        else:
+            d = (2 * drop_free + deltas[0]) * deltas[0]
+        return jnp.mean(d, axis=0), meas
+
+    def free_outputs(self, k: Float[Array, " edges"]) -> Float[Array, "batch outputs"]:
+        """See `Physics.free_outputs`."""
+        return self.x @ self.responses(k)[2].transfer.T
+
+    def loss(self, k: Float[Array, " edges"]):
+        """See `Physics.loss`."""
+        physics = dataclasses.replace(self, solver=self.resolved_solver.for_gradients(self.net.n_nodes))
+        _, _, meas = physics.responses(k)
+        return transfer_loss(meas.transfer, self.x, self.y), meas
+
+
+class ElementPhysics(Physics):
+    """`Physics` of a network with nonlinear `Elements`: each example's states by damped Newton
+    (`jn.Newton`), every step a call of its linear solver. `jn.Physics(...)` builds it for such
+    a network. It has no superposition: `responses`, `free_and_nudge` and
+    `free_and_nudge_drops` are refused."""
+
+    def _linear_only(self, name: str):
+        raise ValueError(
+            f"Physics.{name} solves the linear (resistor) network by superposition, and this network "
+            "has nonlinear elements: use coupled_contrast, equilibrium_contrast, free_outputs or loss, "
+            "which solve it by Newton.")
+
+    def responses(self, k):
+        self._linear_only("responses")
+
+    def free_and_nudge(self, k, eta):
+        self._linear_only("free_and_nudge")
+
+    def free_and_nudge_drops(self, k, eta):
+        self._linear_only("free_and_nudge_drops")
+
+    def coupled_contrast(self, k: Float[Array, " edges"], eta):
+        """See `Physics.coupled_contrast`."""
         free, free_info = self._newton_free(k)
         outputs = free[:, self.outputs]
         clamp = jnp.concatenate([self.inputs, self.ground, self.outputs])
@@ -155,34 +241,8 @@ class Physics(eqx.Module):
         return jnp.mean(d, axis=0), self._newton_measurement(free_info, clamped_info)
 
     def equilibrium_contrast(self, k: Float[Array, " edges"], beta, centered: bool = False):
-        """Equilibrium propagation's local signal per edge `(E,)`, and the step's measurement.
-
-        The nudged state minimizes the co-content plus `beta` times the cost
-        `0.5 sum_o (V_o - y_o)²`: it is the free state with a current `beta (y - V_O)` injected
-        at each output (`V_O` the nudged outputs themselves). Returns `mean over examples of
-        2 [∂C_e/∂k_e (nudged) - ∂C_e/∂k_e (free)]` (for resistors `(ΔV_β)² - (ΔV_F)²`), or
-        with `centered` `[∂C_e/∂k_e (+beta) - ∂C_e/∂k_e (-beta)]`, which is the same to first
-        order in `beta`. Divided by `beta`, it tends to `2 ∂L/∂k` as `beta -> 0` (with error
-        O(beta), centered O(beta²)).
-
-        On a linear network the nudged state costs no solve beyond the free one: the injected
-        currents act through the Green's function `G` the free solve already returned, and
-        `j = beta (y - V_O^F - G_OO j)` is an `n_out x n_out` system per example.
-        """
+        """See `Physics.equilibrium_contrast`."""
         signs = (1.0, -1.0) if centered else (1.0,)
-        if self.net.linear:
-            response, green, meas = self.responses(k)
-            drop_free = self.x @ edge_drops(self.net, response.T)
-            green_drops = edge_drops(self.net, green.T)  # (n_out, E)
-            miss = self.y - self.x @ meas.transfer.T  # (B, n_out)
-            eye = jnp.eye(self.outputs.shape[0], dtype=k.dtype)
-            deltas = [small_solve(eye + sign * beta * green[self.outputs], sign * beta * miss.T).T @ green_drops
-                      for sign in signs]
-            if centered:
-                d = (deltas[0] - deltas[1]) * (2 * drop_free + deltas[0] + deltas[1]) / 2
-            else:
-                d = (2 * drop_free + deltas[0]) * deltas[0]
-            return jnp.mean(d, axis=0), meas
         free, free_info = self._newton_free(k)
         states, info = self._newton_nudged(k, beta * jnp.asarray(signs, k.dtype), free)
         if centered:  # the -beta nudge is a negative conductance: too large a beta has no state
@@ -194,28 +254,13 @@ class Physics(eqx.Module):
         return jnp.mean(scale * (nudged[0] - reference), axis=0), self._newton_measurement(free_info, info)
 
     def free_outputs(self, k: Float[Array, " edges"]) -> Float[Array, "batch outputs"]:
-        """Free-state output voltages `(B, n_out)` for the step's examples."""
-        if self.net.linear:
-            return self.x @ self.responses(k)[2].transfer.T
+        """See `Physics.free_outputs`."""
         return self._newton_free(k)[0][:, self.outputs]
 
     def loss(self, k: Float[Array, " edges"]):
-        """Loss on the step's examples, differentiable through the solver; aux: the measurement.
-
-        The solve takes the solver's `for_gradients` (`Dense` where the solver would take
-        warm-started CG with a dense fallback, small networks): its gradient's adjoint solve
-        has no warm start, and the forward and adjoint solves then share one Cholesky
-        factorization (about 2x faster on W64).
-        With nonlinear elements the gradient is one adjoint solve at the Newton solution.
-        """
-        if not self.net.linear:
-            free, info = self._newton_free(k)
-            return output_loss(free[:, self.outputs], self.y), self._newton_measurement(info)
-        physics = dataclasses.replace(self, solver=self.resolved_solver.for_gradients(self.net.n_nodes))
-        _, _, meas = physics.responses(k)
-        return transfer_loss(meas.transfer, self.x, self.y), meas
-
-    # Networks with nonlinear elements: each example's states by damped Newton (`_nonlinear`).
+        """See `Physics.loss`."""
+        free, info = self._newton_free(k)
+        return output_loss(free[:, self.outputs], self.y), self._newton_measurement(info)
 
     def _newton(self, net, k, fixed, values, guess):
         """States `(B, N)` with `fixed` nodes at `values` `(B, F)`, and the summed `SolveInfo`."""
@@ -269,100 +314,3 @@ def output_loss(outputs, y) -> Float[Array, ""]:
 def transfer_loss(transfer, x, y) -> Float[Array, ""]:
     """`output_loss` of the linear outputs `T x`."""
     return output_loss(x @ transfer.T, y)
-
-
-def edge_currents(
-    net: Network, conductances: Float[ArrayLike, " edges"], voltages: Float[ArrayLike, "*examples nodes"]
-) -> Float[Array, "*examples edges"]:
-    """Current through each edge from sender to receiver (amperes): `k_e ΔV_e` for a resistor,
-    the element's current (`Elements.current`) on a network with elements.
-
-    **Arguments:** `net`; `conductances` `(E,)` (each element's parameter); `voltages` `(..., N)`.
-    **Returns:** `(..., E)`.
-    """
-    k, drops = jnp.asarray(conductances), edge_drops(net, voltages)
-    return k * drops if net.linear else net.elements.current(drops, k)
-
-
-def power(
-    net: Network, conductances: Float[ArrayLike, " edges"], voltages: Float[ArrayLike, "*examples nodes"]
-) -> Float[Array, "*examples"]:
-    """Total dissipated power `sum_e I_e ΔV_e` (watts); `sum_e k_e ΔV_e²` for resistors.
-
-    **Arguments:** `net`; `conductances` `(E,)`; `voltages` `(..., N)`. **Returns:** `(...)`.
-    """
-    return jnp.sum(edge_currents(net, conductances, voltages) * edge_drops(net, voltages), axis=-1)
-
-
-def source_currents(
-    net: Network,
-    conductances: Float[ArrayLike, " edges"],
-    voltages: Float[ArrayLike, "*examples nodes"],
-    fixed_nodes: Int[ArrayLike, " fixed"],
-) -> Float[Array, "*examples fixed"]:
-    """Current each voltage source injects into the network at its fixed node (amperes).
-
-    Positive means current flows from the source into the network. At a solved state these
-    sum to zero over the fixed nodes (charge conservation), and the current at every free
-    node is zero (Kirchhoff's current law).
-
-    **Arguments:** `net`; `conductances` `(E,)`; `voltages` `(..., N)`; `fixed_nodes` `(F,)`.
-    **Returns:** `(..., F)`.
-    """
-    return node_currents(net, conductances, voltages)[..., jnp.asarray(fixed_nodes)]
-
-
-def node_currents(
-    net: Network, conductances: Float[ArrayLike, " edges"], voltages: Float[ArrayLike, "*examples nodes"]
-) -> Float[Array, "*examples nodes"]:
-    """Net current leaving each node through its edges, `(L V)_i` (amperes).
-
-    Zero at every free node of a solved state (Kirchhoff's current law); at a fixed node it is
-    the current its source injects. **Returns:** `(..., N)`.
-    """
-    return outflow(net, edge_currents(net, conductances, voltages))
-
-
-def effective_conductance(
-    net: Network, task: Task, conductances: Float[ArrayLike, " edges"], *, solver: AbstractSolver | None = None,
-    method=None,
-) -> Float[Array, "outputs outputs"]:
-    """Effective conductance matrix `K_eff` among the task's outputs, inputs and ground held (siemens).
-
-    `K_eff[i, j]` is the current (amperes) a source at output `i` injects into the network when
-    output `j` is held at 1 V and every other output, input and ground node at 0 V, the hidden
-    nodes free: the Schur complement `L_OO - L_OH L_HH^-1 L_HO` of the Laplacian onto the
-    outputs, with the inputs and ground eliminated as held nodes (their conductances to the
-    outputs are in `L_OO`). Symmetric positive definite, to rounding. It depends on the
-    conductances and the terminals, not on the examples; it is the inverse of the outputs'
-    block of the Green's function the learning states use (`Physics.responses`).
-
-    In coupled learning it weights the output errors: holding the outputs at
-    `V_O^F + eta e` (`e = y - V_O^F`) dissipates `power` `eta² e^T K_eff e` more than the free
-    state, exactly on a linear network.
-
-    One solve of the shared solver (a column per output) and one Laplacian product;
-    differentiable in `conductances`. Linear (resistor) networks only.
-
-    **Arguments:** `net`; `task` (its `inputs`, `outputs`, `ground`); `conductances` `(E,)`
-    (siemens); `solver` a linear solver object (None: `jn.Auto()`); `method` its deprecated name.
-    **Returns:** `(n_out, n_out)` in the conductances' dtype (NaN if the solve fails).
-
-    **Raises:** `ValueError` for concrete bad input, as `solve` does: a terminal out of range, a
-    negative or non-finite conductance, a node left floating.
-    """
-    if not net.linear:
-        raise ValueError("effective_conductance is the Schur complement of the Laplacian of a linear "
-                         "(resistor) network, and this network has nonlinear elements.")
-    k = jnp.asarray(conductances)
-    k = k.astype(jnp.result_type(k, float))
-    if k.shape != (net.n_edges,):
-        raise ValueError(f"conductances must have shape ({net.n_edges},) (one per edge); got {k.shape}.")
-    held = jnp.concatenate([task.inputs, task.ground, task.outputs])
-    if is_concrete(k, held, net.senders):  # the checks `solve` makes, on the same helpers
-        task.check(net)
-        check_conductances(net, k)
-        check_no_floating(net, k, held)
-    free = free_mask(net, held, k.dtype)
-    response, _, _ = solver_for(net, solver, method).solve(net, k, free, unit_rhs(net, k, free, task.outputs))  # NaN if failed
-    return laplacian_apply(net, k, response)[task.outputs]

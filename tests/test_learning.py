@@ -20,7 +20,7 @@ def setup():
 
 
 def physics_for(net, task, solver=jn.Auto()):
-    return jn.Physics(net, task.inputs, task.outputs, task.ground, task.x_train, task.y_train, method)
+    return jn.Physics(net, task.inputs, task.outputs, task.ground, task.x_train, task.y_train, solver)
 
 
 # ---------------------------------------------------------------- states

@@ -19,7 +19,7 @@ def mixed_network(seed=0, n_nodes=12, n_edges=24, **params):
 
 
 def physics_for(net, task, solver=jn.Auto()):
-    return jn.Physics(net, task.inputs, task.outputs, task.ground, task.x_train, task.y_train, method)
+    return jn.Physics(net, task.inputs, task.outputs, task.ground, task.x_train, task.y_train, solver)
 
 
 # ---------------------------------------------------------------- elements

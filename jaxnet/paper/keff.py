@@ -43,7 +43,8 @@ import numpy as np
 from .._generators import disordered_network
 from .._network import Network
 from .._solver import Dense, LinearSolver
-from .._states import Physics, effective_conductance
+from .._observables import effective_conductance
+from .._states import Physics
 from .._tasks import REGRESSION_MATRIX, Task, regression_task
 from .._train import conductance_trajectory
 from ..rules import coupled_learning
