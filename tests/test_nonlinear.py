@@ -110,7 +110,7 @@ def test_newton_not_converging_is_an_error_naming_the_imbalance():
     net, _ = mixed_network(seed=4)
     k = jnp.full(net.n_edges, 2.0)
     with pytest.raises(jn.SolverError, match=r"Newton did not converge.*backward error reached \d"):
-        jn.solve(net, k, jnp.array([0, 4]), jnp.array([1.0, 0.0]), solver=jn.Auto(newton_steps=1))
+        jn.solve(net, k, jnp.array([0, 4]), jnp.array([1.0, 0.0]), solver=jn.Newton(max_steps=1))
 
 
 def test_newton_floating_behind_off_transistors_is_an_error():

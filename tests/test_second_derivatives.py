@@ -126,6 +126,6 @@ def test_mixed_network(objective, x64):
 def test_float32_hessian_close():
     """In float32 (its default tolerances) the Hessian of the issue's case is finite, symmetric
     and within 1e-3 (it lands within about 3e-6)."""
-    hessian, k = issue_hessian(solver="auto")
+    hessian, k = issue_hessian(solver=jn.Auto())
     assert hessian.dtype == jnp.float32
     check(hessian, ISSUE_HESSIAN, k, 1e-3, "float32 hessian")
