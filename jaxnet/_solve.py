@@ -21,7 +21,7 @@ from ._checks import check_conductances, check_fixed_nodes, check_no_floating, i
 from ._network import Network
 from ._nonlinear import Newton, boundary_of
 from ._results import RESULTS, Failure, SolverError, describe, failed, first_failure
-from ._solver import AbstractSolver, Auto, CG, Dense, LinearSolver, SolveInfo
+from ._solver import AbstractSolver, Auto, CG, Dense, SolveInfo
 from ._system import free_mask, laplacian_apply
 
 
