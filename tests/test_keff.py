@@ -72,7 +72,7 @@ def network_task(dtype, outputs=OUTPUTS):
     net = jn.Network.from_edges(EDGES, N)
     y = Y[:, : len(outputs)]
     task = jn.Task(INPUTS, outputs, GROUND, X, y)
-    physics = jn.Physics(net, task.inputs, task.outputs, task.ground, jnp.asarray(X, dtype), jnp.asarray(y, dtype), "dense")
+    physics = jn.Physics(net, task.inputs, task.outputs, task.ground, jnp.asarray(X, dtype), jnp.asarray(y, dtype), jn.Dense())
     return net, task, physics, jnp.asarray(K, dtype)
 
 
