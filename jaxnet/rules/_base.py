@@ -29,7 +29,9 @@ class Rule(eqx.Module):
     sweep); `bounds` reads them. Its `update` returns `k + dk` as it comes: `step`, which
     `train` calls, applies `update` and then the clip to `bounds`, the one place a rule's bounds
     act. A rule without them is unbounded (`bounds` is `(0, inf)`), and `step` leaves its
-    conductances as they are: `train` refuses any that are not finite and positive.
+    conductances as they are: `train` refuses any that are not finite and positive. (A wrapper,
+    as `desync`, has no bounds fields: its `bounds` are the wrapped rule's, which its update
+    steps, clipped once.)
 
     `constraints` declares, once, the range of each hyperparameter field (`"positive"`,
     `"non_negative"`, `"probability"` ([0, 1]) or `"fraction"` ([0, 1))); a rule with `k_min`,
@@ -42,8 +44,7 @@ class Rule(eqx.Module):
 
     #: True for a rule whose `update` keeps `k` in `bounds` by construction, which `step` then
     #: does not clip: `discrete` (its levels lie within the bounds up to rounding; a clip would
-    #: move a level rounded past one off the grid) and `desync` (its update is the wrapped
-    #: rule's `step`, masked).
+    #: move a level rounded past one off the grid).
     keeps_bounds: ClassVar[bool] = False
 
     if TYPE_CHECKING:

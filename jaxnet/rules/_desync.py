@@ -20,9 +20,9 @@ class Desync(Rule):
     p: Float[Array, ""] | float
 
     constraints = {"p": "probability"}
-    # Its update is the wrapped rule's `step` (clipped as that rule's is), masked: an edge not
-    # drawn keeps its conductance.
-    keeps_bounds = True
+    # No bounds of its own (`bounds` are the wrapped rule's), so `step` does not clip it again:
+    # its update is the wrapped rule's `step`, clipped once, masked; an edge not drawn keeps its
+    # conductance.
 
     def invalid(self):
         return super().invalid() | self.rule.invalid()
