@@ -295,8 +295,8 @@ def train(
         else:
             pick = jax.random.choice(batch_key, n_train, (batch_size,), replace=False)
             x, y = x_train[pick], y_train[pick]
-        k_new, rule_state, meas = rule.update(rule_key, jnp.where(done, 1, k).astype(dtype), physics(x, y, state.solver_state),
-                                              state.rule_state)
+        k_new, rule_state, meas = rule.step(rule_key, jnp.where(done, 1, k).astype(dtype),
+                                            physics(x, y, state.solver_state), state.rule_state)
         if jnp.shape(k_new) != jnp.shape(k):
             raise ValueError(f"the rule's update returned conductances of shape {jnp.shape(k_new)}; "
                              f"expected {jnp.shape(k)} (one per edge).")

@@ -205,7 +205,7 @@ def test_equilibrium_propagation_estimates_the_implicit_gradient_on_a_nonlinear_
 ], ids=["equilibrium", "gradient"])
 def test_rules_learn_on_a_nonlinear_network(rule):
     """Equilibrium propagation and gradient descent (coupled learning, through `train`: the XOR
-    test below), stepped by their own `update`."""
+    test below), stepped by their own `step` (`update`, then the clip to their bounds)."""
     net = jn.square_lattice(3, 3)
     net = net.with_elements(jn.Elements.from_kinds(["smooth_diode", "resistor"] * 6, leak=0.05))
     task = jn.regression_task(jax.random.key(0), net, n_train=4)
@@ -215,7 +215,7 @@ def test_rules_learn_on_a_nonlinear_network(rule):
     def run(k):
         def step(_, carry):
             k, state = carry
-            return rule.update(jax.random.key(0), k, physics, state)[:2]
+            return rule.step(jax.random.key(0), k, physics, state)[:2]
 
         k_end, _ = jax.lax.fori_loop(0, 40, step, (k, rule.init(jax.random.key(1), k)))
         return physics.loss(k)[0], physics.loss(k_end)[0]

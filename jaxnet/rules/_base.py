@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
@@ -21,9 +20,18 @@ class Rule(eqx.Module):
 
     Hyperparameters are fields (pytree leaves), so a rule can be built inside `vmap` with
     traced values (e.g. a sweep over `alpha`, `eta` or `p`) and `jit` does not recompile for
-    new values. Every rule keeps conductances in `[k_min, k_max]` (`bounds`). `key` comes
-    first, as in `jax.random`; the state is a pytree that `train` carries from step to step
-    and returns in `TrainState`, so a run continues exactly where it stopped.
+    new values. `key` comes first, as in `jax.random`; the state is a pytree that `train`
+    carries from step to step and returns in `TrainState`, so a run continues exactly where it
+    stopped.
+
+    **Bounds.** A rule keeps conductances in `[k_min, k_max]` by declaring the two as fields
+    (`k_min: float = 1e-6`, `k_max: float = 1e6`: hyperparameters like any other, traced in a
+    sweep); `bounds` reads them. Its `update` returns `k + dk` as it comes: `step`, which
+    `train` calls, applies `update` and then the clip to `bounds`, the one place a rule's bounds
+    act. A rule without them is unbounded (`bounds` is `(0, inf)`), and `step` leaves its
+    conductances as they are: `train` refuses any that are not finite and positive. (A wrapper,
+    as `desync`, has no bounds fields: its `bounds` are the wrapped rule's, which its update
+    steps, clipped once.)
 
     `constraints` declares, once, the range of each hyperparameter field (`"positive"`,
     `"non_negative"`, `"probability"` ([0, 1]) or `"fraction"` ([0, 1))); a rule with `k_min`,
@@ -33,6 +41,19 @@ class Rule(eqx.Module):
     """
 
     constraints: ClassVar[dict[str, str]] = {}
+
+    #: True for a rule whose `update` keeps `k` in `bounds` by construction, which `step` then
+    #: does not clip: `discrete` (its levels lie within the bounds up to rounding; a clip would
+    #: move a level rounded past one off the grid).
+    keeps_bounds: ClassVar[bool] = False
+
+    if TYPE_CHECKING:
+        # The bounds, declared here and held as fields by each rule that has them (see
+        # `bounds`). Not fields of this class: a base class's fields come first in every rule's
+        # fields, which would reorder its positional arguments and its sweep config keys, and a
+        # rule redeclaring one with a default would then fail to define.
+        k_min: Float[Array, ""] | float
+        k_max: Float[Array, ""] | float
 
     @classmethod
     def field_constraints(cls) -> dict[str, str]:
@@ -44,6 +65,7 @@ class Rule(eqx.Module):
 
     @classmethod
     def _has_bounds(cls) -> bool:
+        """Whether the rule declares its bounds (fields `k_min`, `k_max`)."""
         return {"k_min", "k_max"} <= {f.name for f in dataclasses.fields(cls)}
 
     def __check_init__(self):
@@ -67,18 +89,26 @@ class Rule(eqx.Module):
     def update(
         self, key: PRNGKeyArray, k: Float[Array, " edges"], physics: Physics, state: Any
     ) -> tuple[Float[Array, " edges"], Any, Measurement]:
-        """One step: `(k_new, state_new, measurement)`, the measurement taken at `k`."""
+        """One step: `(k_new, state_new, measurement)`, the measurement taken at `k`. `k_new` is
+        not clipped to `bounds` (`step` does that)."""
+
+    def step(
+        self, key: PRNGKeyArray, k: Float[Array, " edges"], physics: Physics, state: Any
+    ) -> tuple[Float[Array, " edges"], Any, Measurement]:
+        """`update`, its conductances then clipped to `bounds`: one step as `train` takes it.
+
+        The one place a rule's bounds act, for every rule (not meant to be overridden; a rule
+        with no bounds, or one that `keeps_bounds`, is not clipped). Step a rule by hand with it."""
+        k_new, state, meas = self.update(key, k, physics, state)
+        if self._has_bounds() and not self.keeps_bounds:
+            k_new = jnp.clip(k_new, self.k_min, self.k_max)
+        return k_new, state, meas
 
     @property
     def bounds(self) -> tuple[Any, Any]:
         """`(k_min, k_max)`: the conductance range the rule keeps `k` in (`(0, inf)` for a rule
         without `k_min`, `k_max` fields)."""
-        return getattr(self, "k_min", 0.0), getattr(self, "k_max", float("inf"))
-
-
-def clip(k, k_min, k_max):
-    """Clip conductances to `[k_min, k_max]`."""
-    return jax.numpy.clip(k, k_min, k_max)
+        return (self.k_min, self.k_max) if self._has_bounds() else (0.0, float("inf"))
 
 
 def adjoint_checked(meas: Measurement, grad) -> Measurement:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from jaxtyping import Array, Float
 
-from ._base import Rule, clip
+from ._base import Rule
 
 
 class CoupledLearning(Rule):
-    """`dk = (alpha / eta) mean[(dV_F)^2 - (dV_C)^2]`, then clip to `[k_min, k_max]`."""
+    """`dk = (alpha / eta) mean[(dV_F)^2 - (dV_C)^2]`; `step` clips to `[k_min, k_max]`."""
 
     alpha: Float[Array, ""] | float
     eta: Float[Array, ""] | float
@@ -22,7 +22,7 @@ class CoupledLearning(Rule):
 
     def update(self, key, k, physics, state):
         d, meas = physics.coupled_contrast(k, self.eta)
-        return clip(k + (self.alpha / self.eta) * d, self.k_min, self.k_max), state, meas
+        return k + (self.alpha / self.eta) * d, state, meas
 
 
 def coupled_learning(alpha, eta, k_min=1e-6, k_max=1e6) -> CoupledLearning:
@@ -30,9 +30,10 @@ def coupled_learning(alpha, eta, k_min=1e-6, k_max=1e6) -> CoupledLearning:
 
     Clamped state: outputs held at `V_O^F + eta (y - V_O^F)`. Update
     `dk = (alpha / eta) * mean over the step's examples of [(dV_F)^2 - (dV_C)^2]`, then `k` is
-    clipped to `[k_min, k_max]`. On a network with nonlinear elements, `(dV)^2` becomes twice
-    the derivative of the edge's co-content with respect to its parameter
-    (`Physics.coupled_contrast`), so the rule still reads only the edge's own state.
+    clipped to `[k_min, k_max]` (by `Rule.step`, as `train` takes it). On a network with
+    nonlinear elements, `(dV)^2` becomes twice the derivative of the edge's co-content with
+    respect to its parameter (`Physics.coupled_contrast`), so the rule still reads only the
+    edge's own state.
 
     **Arguments:** `alpha` learning rate (> 0, units of conductance per volt²), `eta` nudge
     amplitude (> 0, dimensionless), `k_min`, `k_max` conductance bounds.

@@ -20,6 +20,9 @@ class Desync(Rule):
     p: Float[Array, ""] | float
 
     constraints = {"p": "probability"}
+    # No bounds of its own (`bounds` are the wrapped rule's), so `step` does not clip it again:
+    # its update is the wrapped rule's `step`, clipped once, masked; an edge not drawn keeps its
+    # conductance.
 
     def invalid(self):
         return super().invalid() | self.rule.invalid()
@@ -32,7 +35,7 @@ class Desync(Rule):
         return self.rule.init(key, k)
 
     def update(self, key, k, physics, state):
-        k_new, state, meas = self.rule.update(key, k, physics, state)
+        k_new, state, meas = self.rule.step(key, k, physics, state)
         mask = jax.random.bernoulli(jax.random.fold_in(key, _MASK_STREAM), self.p, jnp.shape(k))
         return jnp.where(mask, k_new, k), state, meas
 

@@ -37,6 +37,9 @@ class Discrete(Rule):
 
     constraints = {"eta": "positive", "threshold": "non_negative", "offset_std": "non_negative",
                    "noise_std": "non_negative"}
+    # Its update moves a level index, clipped to the grid: `k` stays on the levels from k_min to
+    # k_max (a clip of `k` itself would move a level rounded past a bound off the grid).
+    keeps_bounds = True
 
     def __check_init__(self):
         if self.n_states < 2:

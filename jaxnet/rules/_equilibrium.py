@@ -5,11 +5,11 @@ from __future__ import annotations
 import equinox as eqx
 from jaxtyping import Array, Float
 
-from ._base import Rule, clip
+from ._base import Rule
 
 
 class EquilibriumPropagation(Rule):
-    """`dk = -(alpha / beta) mean[(dV_beta)^2 - (dV_F)^2]`, then clip (see `equilibrium_propagation`)."""
+    """`dk = -(alpha / beta) mean[(dV_beta)^2 - (dV_F)^2]`; `step` clips (see `equilibrium_propagation`)."""
 
     alpha: Float[Array, ""] | float
     beta: Float[Array, ""] | float
@@ -24,7 +24,7 @@ class EquilibriumPropagation(Rule):
 
     def update(self, key, k, physics, state):
         d, meas = physics.equilibrium_contrast(k, self.beta, self.centered)
-        return clip(k - (self.alpha / self.beta) * d, self.k_min, self.k_max), state, meas
+        return k - (self.alpha / self.beta) * d, state, meas
 
 
 def equilibrium_propagation(alpha, beta, centered: bool = False, k_min=1e-6, k_max=1e6) -> EquilibriumPropagation:
@@ -33,7 +33,8 @@ def equilibrium_propagation(alpha, beta, centered: bool = False, k_min=1e-6, k_m
     Nudged state: the free state with a current `beta (y - V_O)` injected at each output (the
     minimum of the co-content plus `beta` times the cost `0.5 sum_o (V_o - y_o)²`). Each edge
     updates from its own drops, `dk = -(alpha / beta) * mean over the step's examples of
-    [(dV_beta)^2 - (dV_F)^2]`, then `k` is clipped to `[k_min, k_max]`.
+    [(dV_beta)^2 - (dV_F)^2]`, then `k` is clipped to `[k_min, k_max]`
+    (by `Rule.step`, as `train` takes it).
 
     **Sign and scale:** as `beta -> 0` the update tends to `-2 alpha dL/dk`, gradient descent on
     the loss `L = 0.5 mean sum_o (V_O - y)^2` with step `2 alpha` (the factor 2 because the

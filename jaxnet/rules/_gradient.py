@@ -7,7 +7,7 @@ import jax
 import optax
 from jaxtyping import Array, Float
 
-from ._base import Rule, adjoint_checked, clip
+from ._base import Rule, adjoint_checked
 
 
 class GradientDescent(Rule):
@@ -17,7 +17,6 @@ class GradientDescent(Rule):
     k_min: Float[Array, ""] | float = 1e-6
     k_max: Float[Array, ""] | float = 1e6
 
-
     def init(self, key, k):
         return self.optimizer.init(k)
 
@@ -25,7 +24,7 @@ class GradientDescent(Rule):
         (_, meas), grad = jax.value_and_grad(physics.loss, has_aux=True)(k)
         meas = adjoint_checked(meas, grad)
         updates, state = self.optimizer.update(grad, state, k)
-        return clip(k + updates, self.k_min, self.k_max), state, meas
+        return k + updates, state, meas
 
 
 def gradient_descent(optimizer: optax.GradientTransformation, k_min=1e-6, k_max=1e6) -> GradientDescent:
@@ -33,7 +32,7 @@ def gradient_descent(optimizer: optax.GradientTransformation, k_min=1e-6, k_max=
 
     The gradient w.r.t. conductances is taken through the shared solver by autodiff: an
     adjoint solve with the same factorization. The optimizer's update is added to `k`, which
-    is then clipped to `[k_min, k_max]`.
+    is then clipped to `[k_min, k_max]` (by `Rule.step`, as `train` takes it).
 
     ```python
     rule = jn.rules.gradient_descent(optax.sgd(0.1))
