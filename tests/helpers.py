@@ -1,6 +1,8 @@
-"""Plain-NumPy references used by the tests (independent of jaxnet's solver)."""
+"""Plain-NumPy references used by the tests (independent of jaxnet's solver), and a custom rule two test files share."""
 
 import numpy as np
+
+import jaxnet as jn
 
 
 def numpy_laplacian(edges, k, n):
@@ -60,3 +62,14 @@ def numpy_loss_and_grad(edges, k, n, task, x, y):
     u[:, free] = np.linalg.solve(lap[np.ix_(free, free)], g[:, free].T).T
     drop = lambda v: v[:, edges[:, 0]] - v[:, edges[:, 1]]  # noqa: E731
     return loss, -np.sum(drop(V) * drop(u), axis=0)
+
+
+class Unclipped(jn.rules.Rule):
+    """A custom rule that forgets to clip: conductances go negative."""
+
+    def init(self, key, k):
+        return None
+
+    def update(self, key, k, physics, state):
+        d, meas = physics.coupled_contrast(k, 1e-3)
+        return k - 5.0 + 0 * d, state, meas

@@ -17,6 +17,7 @@ import optax
 import pytest
 
 import jaxnet as jn
+from helpers import Unclipped
 
 
 @pytest.fixture(scope="module")
@@ -58,17 +59,6 @@ def test_train_outside_jit_raises(small):
     rule = jn.rules.coupled_learning(alpha=1.0, eta=1e-3)
     with pytest.raises(ValueError, match="edge 3 is negative"):  # concrete: found at Python time
         jn.train(net, task, rule, jnp.ones(net.n_edges).at[3].set(-1.0), key=jax.random.key(0), steps=2)
-
-
-class Unclipped(jn.rules.Rule):
-    """A custom rule that forgets to clip: conductances go negative."""
-
-    def init(self, key, k):
-        return None
-
-    def update(self, key, k, physics, state):
-        d, meas = physics.coupled_contrast(k, 1e-3)
-        return k - 5.0 + 0 * d, state, meas
 
 
 def test_a_rule_returning_non_positive_conductances_stops_the_run(small):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import jaxnet as jn
+from helpers import Unclipped  # a custom rule without bounds that returns non-positive conductances
 
 
 @pytest.fixture(scope="module")
@@ -35,18 +36,6 @@ class Overshoot(jn.rules.Rule):
         push = jnp.where(jnp.arange(k.shape[0]) % 2 == 0, -10.0, 10.0)  # below k_min, above k_max
         return k + push + 0 * d, state, meas
 
-
-class Unbounded(jn.rules.Rule):
-    """A custom rule without bounds that returns non-positive conductances."""
-
-    def init(self, key, k):
-        return None
-
-    def update(self, key, k, physics, state):
-        d, meas = physics.coupled_contrast(k, 1e-3)
-        return k - 5.0 + 0 * d, state, meas
-
-
 def test_the_base_class_declares_the_bounds():
     """`bounds`, the clip (`step`), the checks and the config keys come from `Rule`: a rule
     declares only the two fields."""
@@ -54,7 +43,7 @@ def test_the_base_class_declares_the_bounds():
     assert rule.bounds == (0.5, 2.0) and Overshoot(k_min=0.1, k_max=3.0).bounds == (0.1, 3.0)
     assert Overshoot.field_constraints() == {"k_min": "positive", "k_max": "positive"}
     assert "step" not in vars(Overshoot) and "bounds" not in vars(Overshoot)
-    assert Unbounded().bounds == (0.0, float("inf")) and Unbounded.field_constraints() == {}
+    assert Unclipped().bounds == (0.0, float("inf")) and Unclipped.field_constraints() == {}
     cl = jn.rules.coupled_learning(alpha=1.0, eta=1e-3, k_min=0.2, k_max=3.0)
     assert cl.bounds == (0.2, 3.0) and jn.rules.desync(cl, 0.5).bounds == (0.2, 3.0)
     for cls in (jn.rules.CoupledLearning, jn.rules.EquilibriumPropagation, jn.rules.GradientDescent,
@@ -99,10 +88,10 @@ def test_the_clip_happens_once_in_step(small):
 def test_a_rule_without_bounds_is_not_clipped_and_its_run_is_refused(small):
     net, task = small
     k = jnp.ones(net.n_edges)
-    stepped, _, _ = Unbounded().step(jax.random.key(0), k, physics_for(net, task), None)
+    stepped, _, _ = Unclipped().step(jax.random.key(0), k, physics_for(net, task), None)
     np.testing.assert_array_equal(stepped, k - 5.0)
     with pytest.raises(jn.SolverError, match="the rule returned conductances that are not finite and positive"):
-        jn.train(net, task, Unbounded(), k, key=jax.random.key(0), steps=2)
+        jn.train(net, task, Unclipped(), k, key=jax.random.key(0), steps=2)
 
 
 def test_discrete_and_desync_are_not_clipped_again(small):
