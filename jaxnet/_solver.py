@@ -300,8 +300,11 @@ class CG(LinearSolver):
     residual passes (see `LinearSolver`). Reaching `max_steps` unconverged is a failure
     (`RESULTS.cg_residual`).
 
-    **Fields:** `rtol`, `atol` as `Dense`; `max_steps` the iteration cap (None: `4 N`);
-    `residual_every` (default 50).
+    **Fields:** `rtol` the componentwise tolerance on the true residual (None: `8 eps` in
+    float32, 1e-10 in float64); `atol` amperes (the units of `A x`), default 0; `max_steps` the
+    iteration cap (None: 4 times the network's number of nodes); `residual_every`: the true
+    residual is recomputed, and the stopping test read, at least every this many iterations
+    (default 50).
     """
 
     rtol: float | None = eqx.field(static=True, default=None)
@@ -334,11 +337,20 @@ class CGThenDense(LinearSolver):
     The dense branch runs only when some instance of a vmapped batch failed, and each instance
     keeps its own CG answer unless it failed, so no instance depends on which others failed (a
     batched and a single LAPACK call may still round differently). The adjoint solve of a
-    gradient has no warm start and takes `dense`. Its tolerance is `dense`'s.
+    gradient has no warm start and takes `dense`. Both are held to one tolerance: `cg` and
+    `dense` must have the same `rtol` and `atol`.
     """
 
     cg: CG = CG()
     dense: Dense = Dense()
+
+    def __check_init__(self):
+        if type(self.cg) is not CG or type(self.dense) is not Dense:
+            raise ValueError(f"CGThenDense takes a jn.CG and a jn.Dense; got {type(self.cg).__name__} and "
+                             f"{type(self.dense).__name__}.")
+        if (self.cg.rtol, self.cg.atol) != (self.dense.rtol, self.dense.atol):
+            raise ValueError(f"CGThenDense holds CG and its dense fallback to one tolerance: got rtol "
+                             f"{self.cg.rtol} and {self.dense.rtol}, atol {self.cg.atol} and {self.dense.atol}.")
 
     def tolerance(self, dtype) -> float:
         return self.dense.tolerance(dtype)
@@ -384,7 +396,9 @@ class Auto(LinearSolver):
     forward_rtol: float | None = eqx.field(static=True, default=None)
 
     def select(self, n_nodes: int, warm: bool = False) -> LinearSolver:
-        """The solver for a network of `n_nodes` nodes; `warm`: the solve has a warm start."""
+        """The solver `Auto` takes for a network of `n_nodes` nodes (`warm`: the solve starts
+        from a `WarmStart`, as every step of `train` does), with `Auto`'s own fields:
+        `CG` when `n_nodes > dense_max_nodes`; else `CGThenDense` when warm, `Dense` when cold."""
         cg = CG(self.rtol, self.atol, self.max_steps, self.residual_every)
         if n_nodes > self.dense_max_nodes:
             return cg

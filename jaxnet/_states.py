@@ -63,7 +63,10 @@ class Physics(eqx.Module):
     ids; `x` `(B, n_in)` input volts; `y` `(B, n_out)` target volts; `solver` a solver object
     (None: `jn.Auto()`; see `jn.solve`); `solver_state` its warm start for `n_in + n_out`
     columns (`solver.init(net, n_in + n_out, dtype)`, or a `Measurement.solver_state`), None
-    for a cold solve.
+    for a cold solve; `method` the deprecated name of `solver` (it warns).
+
+    `jn.Physics(...)` builds a `LinearPhysics` for a network of resistors and an
+    `ElementPhysics` for one with nonlinear elements; each refuses a network of the other kind.
 
     Nothing here raises inside `jit`: a failed solve's states are NaN and
     `Measurement.info.result` says why (`train` records it as the run's failure).
@@ -77,18 +80,30 @@ class Physics(eqx.Module):
     y: Float[Array, "batch outputs"]
     solver: AbstractSolver | None = eqx.field(static=True, default=None)
     solver_state: WarmStart | None = None
+    method: AbstractSolver | str | None = eqx.field(static=True, default=None)  # deprecated name of `solver`
 
     @property
     def resolved_solver(self) -> AbstractSolver:
         """The solver this network takes (`jn.Newton` with elements; see `jaxnet._solve.solver_for`)."""
-        return solver_for(self.net, self.solver)
+        return solver_for(self.net, self.solver, self.method)
 
-    def __new__(cls, net: Network, *args, **kwargs):
+    def __new__(cls, *args, **kwargs):
         # `jn.Physics(...)` is the class of the network's kind (equinox refuses abstract
         # classes at construction, so the methods below raise rather than being abstract).
-        if cls is Physics:
+        # Without arguments (copy, pickle) the class is the one asked for.
+        net = args[0] if args else kwargs.get("net")
+        if cls is Physics and isinstance(net, Network):
             cls = LinearPhysics if net.linear else ElementPhysics
         return super().__new__(cls)
+
+    def __check_init__(self):
+        if isinstance(self.net, Network) and self.net.linear != isinstance(self, LinearPhysics):
+            raise ValueError(f"{type(self).__name__} is for a network {'with' if self.net.linear else 'without'} "
+                             "nonlinear elements, and this one has "
+                             f"{'none' if self.net.linear else 'some'}: build it with jn.Physics(...), which picks "
+                             "LinearPhysics or ElementPhysics by the network.")
+        if self.method is not None:
+            solver_for(self.net, self.solver, self.method)  # warns (deprecated) and checks it
 
     def coupled_contrast(self, k: Float[Array, " edges"], eta):
         """Coupled learning's local signal per edge `(E,)`, and the step's measurement.
@@ -203,7 +218,7 @@ class LinearPhysics(Physics):
 
     def loss(self, k: Float[Array, " edges"]):
         """See `Physics.loss`."""
-        physics = dataclasses.replace(self, solver=self.resolved_solver.for_gradients(self.net.n_nodes))
+        physics = dataclasses.replace(self, solver=self.resolved_solver.for_gradients(self.net.n_nodes), method=None)
         _, _, meas = physics.responses(k)
         return transfer_loss(meas.transfer, self.x, self.y), meas
 

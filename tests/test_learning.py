@@ -1,3 +1,5 @@
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -443,3 +445,27 @@ def test_nudge_drops_equal_drops_of_the_states(setup):
     drop_free, drop_delta, _ = physics.free_and_nudge_drops(k, 0.2)
     np.testing.assert_allclose(drop_free, jn.edge_drops(net, free), atol=1e-12)
     np.testing.assert_allclose(drop_delta, jn.edge_drops(net, delta), atol=1e-12)
+
+
+def test_physics_is_the_class_of_the_network_kind(setup):
+    """`jn.Physics(...)` is a `LinearPhysics` or an `ElementPhysics` by the network; each refuses
+    the other kind, copies and pickles as itself, and `method=` is `solver`'s deprecated name."""
+    import copy
+    import pickle
+
+    net, task, _ = setup
+    args = (task.inputs, task.outputs, task.ground, task.x_train, task.y_train)
+    physics = jn.Physics(net, *args)
+    assert type(physics) is jn.LinearPhysics and isinstance(physics, jn.Physics)
+    for twin in (copy.copy(physics), copy.deepcopy(physics), pickle.loads(pickle.dumps(physics))):
+        assert type(twin) is jn.LinearPhysics
+    mixed = net.with_elements(jn.Elements.from_kinds(["diode"] + ["resistor"] * (net.n_edges - 1)))
+    assert type(jn.Physics(mixed, *args)) is jn.ElementPhysics
+    with pytest.raises(ValueError, match="LinearPhysics is for a network without nonlinear elements"):
+        dataclasses.replace(physics, net=mixed)
+    with pytest.raises(ValueError, match="ElementPhysics is for a network with nonlinear elements"):
+        jn.ElementPhysics(net, *args)
+    k = jnp.linspace(0.5, 1.5, net.n_edges)
+    with pytest.warns(DeprecationWarning, match="method= is deprecated"):
+        old = jn.Physics(net, *args, method="cg")
+    np.testing.assert_array_equal(old.free_outputs(k), jn.Physics(net, *args, jn.CG()).free_outputs(k))

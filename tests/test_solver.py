@@ -400,3 +400,13 @@ def test_adjoint_cg_solve_is_checked(key, x64):
     # With room to converge, CG's gradient equals the dense one.
     free = jn.Physics(net, task.inputs, task.outputs, task.ground, task.x_train, task.y_train, jn.CG())
     np.testing.assert_allclose(gradient(free), gradient(exact), rtol=1e-7, atol=1e-12)
+
+
+def test_cg_then_dense_takes_a_cg_and_a_dense_held_to_one_tolerance():
+    with pytest.raises(ValueError, match="takes a jn.CG and a jn.Dense; got Auto and Dense"):
+        jn.CGThenDense(cg=jn.Auto())
+    with pytest.raises(ValueError, match="takes a jn.CG and a jn.Dense; got CG and CG"):
+        jn.CGThenDense(dense=jn.CG())
+    with pytest.raises(ValueError, match="one tolerance: got rtol 0.5 and None"):
+        jn.CGThenDense(cg=jn.CG(rtol=0.5))
+    assert jn.Auto(rtol=1e-5).select(10, warm=True) == jn.CGThenDense(jn.CG(rtol=1e-5), jn.Dense(rtol=1e-5))

@@ -535,6 +535,14 @@ def test_sweep_of_another_jaxnet_version_is_refused(failing_sweep, tmp_path):
     json.dump(saved, open(path, "w"))
     with pytest.raises(jn.SweepError, match="written by a jaxnet from before version stamps"):
         jn.sweep(FAIL, copy, quiet=True)
+    # A directory of jaxnet 0.2 (the key sweep.method, now sweep.solver) names the rename, at any
+    # version it claims.
+    sweep_section = {("method" if key == "solver" else key): value for key, value in saved["sweep"].items()}
+    for version in ("0.2.0", jaxnet_version()):
+        json.dump(dict(saved, sweep=sweep_section, jaxnet_version=version), open(path, "w"))
+        with pytest.raises(jn.SweepError, match=rf"written by jaxnet {version}, whose config uses keys renamed in "
+                                                r"jaxnet 0.3 \(sweep.method is now sweep.solver\)"):
+            jn.sweep(FAIL, copy, quiet=True)
 
 
 def test_plot_draws_completed_runs_and_counts_the_failed(failing_sweep, tmp_path):

@@ -75,11 +75,14 @@ def prepare_dir(out_dir: str, normalized: dict, fresh: bool, writer: bool) -> No
     if os.path.exists(config_path):
         saved = read_json(config_path)
         version = saved.pop("jaxnet_version", None)
+        renamed = [f"{section}.{old} is now {section}.{new}" for (section, old), new in RENAMED_KEYS.items()
+                   if old in saved.get(section, {})]
+        if renamed:
+            raise SweepError(f"{out_dir} holds a sweep written by jaxnet {version}, whose config uses keys renamed "
+                             f"in jaxnet 0.3 ({'; '.join(renamed)}); it cannot be resumed. Use another directory, "
+                             "or --fresh (fresh=True) to delete it and start over, with the keys renamed.")
         if version != jaxnet_version():
-            error = version_mismatch(out_dir, version, "a sweep")
-            renamed = [f"{section}.{old} is now {section}.{new}" for (section, old), new in RENAMED_KEYS.items()
-                       if old in saved.get(section, {})]
-            raise SweepError(f"{error} (Since jaxnet 0.3: {'; '.join(renamed)}.)") if renamed else error
+            raise version_mismatch(out_dir, version, "a sweep")
         differ = diff(saved, normalized)
         if differ:
             raise SweepError(
