@@ -16,8 +16,8 @@ largest held voltage, however many decades the conductances span. Cholesky's piv
 contrast, are differences that cancel where a part of the network hangs on edges many decades
 weaker than its own, and float32 Cholesky is then wrong in the third digit or worse.
 
-It costs `n` sequential rank-1 updates, so `solve_system` takes it only where Cholesky's own
-checks fail (see `Solver`).
+It costs `n` sequential rank-1 updates, so `jn.Dense` takes it only where Cholesky's own
+checks fail (see `_algorithms.dense_solve`).
 """
 
 from __future__ import annotations

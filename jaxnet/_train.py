@@ -55,7 +55,8 @@ class TrainResult(eqx.Module):
     """What `train` returns. `L` is the number of logged steps (see `steps`).
 
     - `state`: a `TrainState` after the last step; pass it to `train` to continue the run.
-    - `conductances` `(E,)`: final conductances (`state.conductances`).
+    - `conductances` `(E,)`: final conductances (`state.conductances`, or NaN for a failed run,
+      whose `state.conductances` keep the last good values).
     - `steps` `(L,)`: the logged step numbers, counted from the start of the run:
       `s, s + log_every, ..., s + steps` where `s` is the step the call started from.
     - `loss` `(L,)`: training loss (full training set) at those steps.
@@ -432,6 +433,8 @@ def conductance_trajectory(
     """
     if every < 1 or steps % every:
         raise ValueError(f"steps ({steps}) must be a positive multiple of every ({every}).")
+    if train_kwargs.get("method") is not None:  # the deprecated name warns here, at the caller's line
+        train_kwargs["solver"] = solver_for(net, train_kwargs.pop("solver", None), train_kwargs.pop("method"))
     if not isinstance(start, TrainState):
         _check(net, task, rule, start, key, steps, train_kwargs.get("batch_size"), 1)
         start = initial_state(net, task, rule, jnp.asarray(start, jnp.result_type(start, float)), key)
