@@ -83,10 +83,10 @@ from .sweep import (
 from ._train import (
     TrainResult as TrainResult,
     TrainState as TrainState,
-    conductance_trajectory as conductance_trajectory,
     initial_state as initial_state,
     train as train,
 )
+from ._trajectory import conductance_trajectory as conductance_trajectory
 from .paper import reproduce as reproduce
 
 __version__ = importlib.metadata.version("jaxnet")

@@ -140,7 +140,7 @@ def initial_state(net: Network, task: Task, rule: Rule, k0: Float[Array, " edges
     )
 
 
-def _check(net, task, rule, start, key, steps, batch_size, log_every, intervals=None):
+def check_arguments(net, task, rule, start, key, steps, batch_size, log_every, intervals=None):
     if not isinstance(rule, Rule):
         raise ValueError(f"rule must be a jaxnet rule (jn.rules.*); got {type(rule).__name__}.")
     if intervals is not None and not (isinstance(intervals, int) and intervals >= 1):
@@ -250,8 +250,20 @@ def train(
     can raise: the failed instance's outputs are NaN and `jn.check(result)` raises on the
     host, naming each failed instance.
     """
-    _check(net, task, rule, start, key, steps, batch_size, log_every, intervals)
-    solver = solver_for(net, solver, method)
+    check_arguments(net, task, rule, start, key, steps, batch_size, log_every, intervals)
+    if not isinstance(start, TrainState):
+        start = jnp.asarray(start, jnp.result_type(start, float))
+    result = _train(net, task, rule, start, key, steps, batch_size, log_every, solver_for(net, solver, method),
+                    track_cosine, intervals)
+    if is_concrete(*jax.tree.leaves(result)):  # outside jit: raise here, on the host
+        check(result)
+    return result
+
+
+@eqx.filter_jit
+def _train(net, task, rule, start, key, steps, batch_size, log_every, solver, track_cosine, intervals):
+    """`train` past its Python-time checks, compiled once per shapes and static values, so that
+    eager calls of `train` reuse one compiled program (inside a user's `jit` it is inlined)."""
     if isinstance(start, TrainState):
         state = start
         dtype = state.conductances.dtype
@@ -360,7 +372,7 @@ def train(
     loss, accuracy = evaluate(x_train, y_train)
     test_loss, test_accuracy = evaluate(task.x_test, task.y_test)
     state = eqx.tree_at(lambda s: s.initial_loss, state, jnp.where(start_step == 0, loss[0], state.initial_loss))
-    result = TrainResult(
+    return TrainResult(
         state=state,
         steps=start_step + logged_steps.astype(jnp.int32),
         loss=loss,
@@ -371,9 +383,6 @@ def train(
         test_accuracy=test_accuracy,
         cosine=jnp.where(valid, cosines, jnp.nan) if track_cosine else None,
     )
-    if is_concrete(*jax.tree.leaves(result)):  # outside jit: raise here, on the host
-        check(result)
-    return result
 
 
 def _record(state: TrainState, result, k, info=None) -> TrainState:
@@ -406,44 +415,3 @@ def _select(pred, on_true, on_false):
 
 def _fraction_at_bound(k, k_min, k_max):
     return jnp.mean((k <= k_min) | (k >= k_max)).astype(k.dtype)
-
-
-def conductance_trajectory(
-    net: Network,
-    task: Task,
-    rule: Rule,
-    start: Float[Array, " edges"] | TrainState,
-    *,
-    key: PRNGKeyArray | None = None,
-    steps: int,
-    every: int = 1,
-    **train_kwargs,
-) -> tuple[TrainState, Float[Array, "records edges"]]:
-    """The conductances of a run every `every` steps: `train` continued in a `lax.scan`.
-
-    Because a run continued from its `TrainState` is the uninterrupted run bit for bit, the
-    recorded conductances are those of `train(net, task, rule, start, key=key, steps=steps)`.
-    Each record costs one extra solve (the loss `train` logs at the end of a call).
-
-    **Arguments:** as `train`; `steps` a multiple of `every`; `train_kwargs` go to `train`
-    (`batch_size`, `solver`).
-
-    **Returns:** `(state, k)`: the final `TrainState` and `k` `(steps // every + 1, E)`, the
-    conductances at steps `0, every, ..., steps` of this call.
-    """
-    if every < 1 or steps % every:
-        raise ValueError(f"steps ({steps}) must be a positive multiple of every ({every}).")
-    if train_kwargs.get("method") is not None:  # the deprecated name warns here, at the caller's line
-        train_kwargs["solver"] = solver_for(net, train_kwargs.pop("solver", None), train_kwargs.pop("method"))
-    if not isinstance(start, TrainState):
-        _check(net, task, rule, start, key, steps, train_kwargs.get("batch_size"), 1)
-        start = initial_state(net, task, rule, jnp.asarray(start, jnp.result_type(start, float)), key)
-    elif key is not None:
-        raise ValueError("a TrainState carries its own key: pass key=None when continuing a run.")
-
-    def record(state, _):
-        state = train(net, task, rule, state, steps=every, log_every=every, **train_kwargs).state
-        return state, state.conductances
-
-    state, ks = jax.lax.scan(record, start, length=steps // every)
-    return state, jnp.concatenate([start.conductances[None], ks])

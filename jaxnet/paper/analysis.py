@@ -17,7 +17,7 @@ import pandas as pd
 
 from .. import rules as rules_module
 from .._measures import spread_over_keys, stuck_measures
-from .._train import conductance_trajectory
+from .._trajectory import conductance_trajectory
 
 
 def quartiles(values) -> dict[str, float]:

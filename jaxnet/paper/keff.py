@@ -46,7 +46,7 @@ from .._solver import Dense, LinearSolver
 from .._observables import effective_conductance
 from .._states import Physics
 from .._tasks import REGRESSION_MATRIX, Task, regression_task
-from .._train import conductance_trajectory
+from .._trajectory import conductance_trajectory
 from ..rules import coupled_learning
 from ..rules._coupled import CoupledLearning
 from .analysis import quartiles
