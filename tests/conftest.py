@@ -1,8 +1,15 @@
 import os
 
-import jax
-import jax.numpy as jnp
-import pytest
+# One BLAS thread per process. NumPy's OpenBLAS starts a thread per core and spins them while
+# waiting: with `make test`'s workers (one per core) all doing the same, a 64-node batched
+# matmul took 20-40 ms in place of 0.3 ms (the float32 accuracy test's NumPy reference spent
+# most of its minute there). Set here, before xdist starts its workers (they, and the console
+# script's subprocesses, inherit it); a process that has loaded NumPy already keeps its threads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import pytest  # noqa: E402
 
 # No persistent compilation cache in the suite (its own tests turn it on in subprocesses): two
 # full runs with it lost an xdist worker to a segfault inside jaxlib 0.9.2 (loading an entry,
