@@ -118,6 +118,8 @@ LONG = {
     "test_contract.py::test_centered_equilibrium_propagation_with_too_large_a_beta_says_so": 25,
 }
 
+LAST = ("test_solver.py", "test_spice.py")
+
 
 def _long_key(item) -> str:
     name = f"{item.path.name}::{item.name}"
@@ -138,7 +140,9 @@ def pytest_collection_modifyitems(config, items):
         shares[w] += units[key]
         loads[w] += LONG[key]
     moved = {id(item) for share in shares for item in share}
-    rest = iter([item for item in items if id(item) not in moved])
+    # Steals take the back of a queue: the last modules are ones of many short tests and no
+    # module-scoped fixture, so a steal never splits a module whose fixture both workers build.
+    rest = iter(sorted((item for item in items if id(item) not in moved), key=lambda item: item.path.name in LAST))
     order, left = [], len(items)
     for w, share in enumerate(shares):  # worksteal's first split: len(pending) // workers left, in turn
         size = left // (workers - w)
