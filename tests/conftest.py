@@ -1,3 +1,4 @@
+import itertools
 import os
 
 # One BLAS thread per process. NumPy's OpenBLAS starts a thread per core and spins them while
@@ -146,7 +147,7 @@ def pytest_collection_modifyitems(config, items):
     order, left = [], len(items)
     for w, share in enumerate(shares):  # worksteal's first split: len(pending) // workers left, in turn
         size = left // (workers - w)
-        order += share + [next(rest) for _ in range(max(0, size - len(share)))]
+        order += share + list(itertools.islice(rest, max(0, size - len(share))))  # (fewer if rest runs out)
         left -= size
     order += list(rest)
     items[:] = order
