@@ -1,8 +1,16 @@
+import itertools
 import os
 
-import jax
-import jax.numpy as jnp
-import pytest
+# One BLAS thread per process. NumPy's OpenBLAS starts a thread per core and spins them while
+# waiting: with `make test`'s workers (one per core) all doing the same, a 64-node batched
+# matmul took 20-40 ms in place of 0.3 ms (the float32 accuracy test's NumPy reference spent
+# most of its minute there). Set here, before xdist starts its workers (they, and the console
+# script's subprocesses, inherit it); a process that has loaded NumPy already keeps its threads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import pytest  # noqa: E402
 
 # No persistent compilation cache in the suite (its own tests turn it on in subprocesses): two
 # full runs with it lost an xdist worker to a segfault inside jaxlib 0.9.2 (loading an entry,
@@ -87,3 +95,59 @@ def smoke_reproduction(tmp_path_factory):
     out = tmp_path_factory.mktemp("reproduce") / "paper"
     shutil.copytree(shared / "paper", out)
     return str(out), jn.reproduce(str(out), scale="smoke", quiet=True)
+
+
+# ---------------------------------------------------------------- scheduling on xdist workers
+#
+# `make test` runs xdist's worksteal scheduler: each of N workers first gets a contiguous 1/N of
+# the collection, and a worker that runs dry steals the back half of the busiest one's queue.
+# A long test near the back of a queue can then run last, on one worker, while the others idle.
+# So the long tests (rough single-process seconds on an idle 2-core machine; only the order
+# depends on them) go first, each at the front of one worker's share, spread greedily (longest
+# first, onto the least-loaded share), with the tests of the session's smoke reproduction kept
+# together in one share (a second worker asking for it would wait on its lock while the first
+# builds it). None of them uses a module-scoped fixture, so moving them builds nothing twice.
+LONG = {
+    "test_reproduce.py::<smoke_reproduction>": 220,
+    "test_docs.py::test_code_blocks_run[custom-rule.md]": 50,
+    "test_docs.py::test_code_blocks_run[rules.md]": 45,
+    "test_docs.py::test_code_blocks_run[nonlinear.md]": 40,
+    "test_readme.py::test_python_blocks_run": 60,
+    "test_readme.py::test_sweep_commands_run": 30,
+    "test_registry.py::test_a_rule_kind_registered_in_one_call_runs_in_a_sweep": 25,
+    "test_packaging.py::test_wheel_and_sdist_build_and_the_wheel_works_in_a_fresh_venv": 30,
+    "test_contract.py::test_centered_equilibrium_propagation_with_too_large_a_beta_says_so": 25,
+}
+
+LAST = ("test_solver.py", "test_spice.py")
+
+
+def _long_key(item) -> str:
+    name = f"{item.path.name}::{item.name}"
+    return f"{item.path.name}::<smoke_reproduction>" if "smoke_reproduction" in item.fixturenames else name
+
+
+def pytest_collection_modifyitems(config, items):
+    workers = getattr(config, "workerinput", {}).get("workercount", 1)
+    if workers < 2:
+        return
+    units: dict[str, list] = {}
+    for item in items:
+        if _long_key(item) in LONG:
+            units.setdefault(_long_key(item), []).append(item)
+    shares, loads = [[] for _ in range(workers)], [0.0] * workers
+    for key in sorted(units, key=LONG.get, reverse=True):
+        w = loads.index(min(loads))
+        shares[w] += units[key]
+        loads[w] += LONG[key]
+    moved = {id(item) for share in shares for item in share}
+    # Steals take the back of a queue: the last modules are ones of many short tests and no
+    # module-scoped fixture, so a steal never splits a module whose fixture both workers build.
+    rest = iter(sorted((item for item in items if id(item) not in moved), key=lambda item: item.path.name in LAST))
+    order, left = [], len(items)
+    for w, share in enumerate(shares):  # worksteal's first split: len(pending) // workers left, in turn
+        size = left // (workers - w)
+        order += share + list(itertools.islice(rest, max(0, size - len(share))))  # (fewer if rest runs out)
+        left -= size
+    order += list(rest)
+    items[:] = order

@@ -11,13 +11,19 @@ class Interrupted(Exception):
     pass
 
 
-def make_segment(net, task, rule, stop_at=None):
+def segment_program(net, task, rule):
+    """The jitted segment: ten steps of every instance. Made once per test and shared by its
+    runs (a program per `make_segment` call compiled the same segment again)."""
     @jax.jit
     def train_segment(k, i):
         run = lambda k0, key: jn.train(net, task, rule, k0, key=jax.random.fold_in(key, i), steps=10, log_every=10)  # noqa: E731
         r = jax.vmap(run)(k, jax.random.split(jax.random.key(0), k.shape[0]))
         return r.conductances, r.loss
 
+    return train_segment
+
+
+def make_segment(train_segment, stop_at=None):
     def segment(state, i):
         if i == stop_at:
             raise Interrupted
@@ -31,18 +37,19 @@ def test_interrupted_run_resumes_and_loses_nothing(tmp_path):
     net = jn.square_lattice(4, 4)
     task = jn.regression_task(jax.random.key(1), net)
     rule = jn.rules.desync(jn.rules.coupled_learning(alpha=0.5, eta=0.1), 0.5)
+    program = segment_program(net, task, rule)
     init = {"k": jnp.ones((3, net.n_edges))}
     path = str(tmp_path / "run.npz")
     with pytest.raises(Interrupted):
-        jn.run_resumable(make_segment(net, task, rule, stop_at=3), init, 5, path, progress=False)
-    state, records = jn.run_resumable(make_segment(net, task, rule), init, 5, path, progress=False)
-    ref_state, ref_records = jn.run_resumable(make_segment(net, task, rule), init, 5, str(tmp_path / "ref.npz"), progress=False)
+        jn.run_resumable(make_segment(program, stop_at=3), init, 5, path, progress=False)
+    state, records = jn.run_resumable(make_segment(program), init, 5, path, progress=False)
+    ref_state, ref_records = jn.run_resumable(make_segment(program), init, 5, str(tmp_path / "ref.npz"), progress=False)
     np.testing.assert_array_equal(state["k"], ref_state["k"])
     assert records["loss_last"].shape == (5, 3)
     for name in ref_records:
         np.testing.assert_array_equal(records[name], ref_records[name])
     # a finished run returns its results without running anything
-    done = jn.run_resumable(make_segment(net, task, rule, stop_at=0), init, 5, path, progress=False)
+    done = jn.run_resumable(make_segment(program, stop_at=0), init, 5, path, progress=False)
     np.testing.assert_array_equal(done[0]["k"], ref_state["k"])
 
 
@@ -83,12 +90,13 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
     net = jn.square_lattice(4, 4)
     task = jn.regression_task(jax.random.key(1), net)
     rule = jn.rules.coupled_learning(alpha=0.5, eta=0.1)
+    program = segment_program(net, task, rule)
     path = str(tmp_path / "run.npz")
-    jn.run_resumable(make_segment(net, task, rule), {"k": jnp.ones((2, net.n_edges))}, 2, path, progress=False)
+    jn.run_resumable(make_segment(program), {"k": jnp.ones((2, net.n_edges))}, 2, path, progress=False)
     with pytest.raises(ValueError, match="different run"):
-        jn.run_resumable(make_segment(net, task, rule), {"k": jnp.ones((4, net.n_edges))}, 2, path, progress=False)
+        jn.run_resumable(make_segment(program), {"k": jnp.ones((4, net.n_edges))}, 2, path, progress=False)
     with pytest.raises(ValueError, match="different run"):
-        jn.run_resumable(make_segment(net, task, rule), {"k": jnp.ones((2, net.n_edges))}, 3, path, progress=False)
+        jn.run_resumable(make_segment(program), {"k": jnp.ones((2, net.n_edges))}, 3, path, progress=False)
 
 
 def test_checkpoint_of_another_jaxnet_version_is_refused(tmp_path, monkeypatch):
@@ -97,12 +105,13 @@ def test_checkpoint_of_another_jaxnet_version_is_refused(tmp_path, monkeypatch):
     net = jn.square_lattice(3, 3)
     task = jn.regression_task(jax.random.key(1), net, n_train=4)
     rule = jn.rules.coupled_learning(alpha=0.5, eta=0.1)
+    program = segment_program(net, task, rule)
     path = str(tmp_path / "run.npz")
     init = {"k": jnp.ones((2, net.n_edges))}
-    jn.run_resumable(make_segment(net, task, rule), init, 2, path, progress=False)
+    jn.run_resumable(make_segment(program), init, 2, path, progress=False)
     installed = checkpoint.jaxnet_version()
     assert jn.fingerprint(a=1)["jaxnet_version"] == installed
     monkeypatch.setattr(checkpoint, "jaxnet_version", lambda: "99.0.0")
     with pytest.raises(jn.SweepError, match=rf"written by jaxnet {installed}; this is jaxnet 99.0.0.*another "
                                             r"directory or path, or\s+--fresh"):
-        jn.run_resumable(make_segment(net, task, rule), init, 2, path, progress=False)
+        jn.run_resumable(make_segment(program), init, 2, path, progress=False)

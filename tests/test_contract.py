@@ -135,16 +135,24 @@ def test_an_adjoint_failure_makes_the_gradient_nan():
         jn.train(net, task, gd, k, key=jax.random.key(0), steps=2, solver=jn.CG(max_steps=3))
 
 
-def _custom_calls(compiled_text: str) -> list[str]:
-    return [line for line in compiled_text.splitlines() if "custom-call" in line and "callback" in line.lower()]
+def _custom_calls(hlo_text: str) -> list[str]:
+    return [line for line in hlo_text.splitlines() if "custom-call" in line and "callback" in line.lower()]
+
+
+def _hlo(fn, *args) -> str:
+    """The HLO `fn` lowers to for `args`, before XLA's passes: a host callback is a custom call
+    that JAX's lowering writes and XLA's passes never add, so any in the compiled program is
+    here too. Not compiling spares the test most of its time (the nonlinear train's XLA compile)."""
+    return fn.lower(*args).as_text(dialect="hlo")
 
 
 def test_compiled_train_and_solve_hold_no_host_callback(small):
     """No host callback in train's program (linear and nonlinear, gradient rule, cosine) or solve's."""
     import equinox as eqx
 
-    control = jax.jit(lambda x: eqx.error_if(x, x > 0, "boom")).lower(1.0).compile().as_text()
-    assert _custom_calls(control)  # the detector sees a callback where there is one
+    control = jax.jit(lambda x: eqx.error_if(x, x > 0, "boom"))
+    assert _custom_calls(_hlo(control, 1.0))  # the detector sees a callback where there is one
+    assert _custom_calls(control.lower(1.0).compile().as_text())  # and keeps seeing it once compiled
     net, task = small
     diodes = net.with_elements(jn.Elements.from_kinds(["smooth_diode"] * net.n_edges, leak=0.01))
     cases = [(net, jn.rules.desync(jn.rules.coupled_learning(1.0, 1e-3), 0.5)),
@@ -152,13 +160,13 @@ def test_compiled_train_and_solve_hold_no_host_callback(small):
              (diodes, jn.rules.equilibrium_propagation(1.0, 0.1))]  # Newton and its adjoint
     for network, rule in cases:
         fn = jax.jit(jax.vmap(lambda k0, key: jn.train(network, task, rule, k0, key=key, steps=2, track_cosine=True)))
-        text = fn.lower(jnp.ones((2, net.n_edges)), jax.random.split(jax.random.key(0), 2)).compile().as_text()
+        text = _hlo(fn, jnp.ones((2, net.n_edges)), jax.random.split(jax.random.key(0), 2))
         assert _custom_calls(text) == [], (type(rule).__name__, _custom_calls(text)[:1])
     fixed = jnp.concatenate([task.inputs, task.ground])
     values = jnp.zeros((3, fixed.shape[0]))
     for network in (net, diodes):
         solve = jax.jit(jax.grad(lambda k: jnp.sum(jn.solve(network, k, fixed, values))))
-        assert _custom_calls(solve.lower(jnp.ones(net.n_edges)).compile().as_text()) == []
+        assert _custom_calls(_hlo(solve, jnp.ones(net.n_edges))) == []
 
 
 SHARDED = textwrap.dedent("""

@@ -103,12 +103,21 @@ def numpy_runs(probs, dtype, steps=STEPS):
 
 
 def jaxnet_runs(probs, dtype, steps=STEPS, solver=jn.Auto()):
-    """Final conductances of each run by `jn.train` (one jit per network, lambda vmapped)."""
+    """Final conductances of each run by `jn.train`, under one `jit` whose arguments are the
+    network, the task and lambda (the four networks have the same number of edges: one
+    compiled program for the eight runs, not one per eager call); `jn.check` raises if a run
+    is refused, as an eager call would."""
+
+    @jax.jit
+    def run(net, task, lam):
+        return jn.train(net, task, PowerEfficient(ALPHA, ETA, lam), jnp.ones(net.n_edges, dtype),
+                        key=jax.random.key(0), steps=steps, log_every=steps, solver=solver)
+
     out = []
     for net, task, lam in probs:
-        rule = PowerEfficient(ALPHA, ETA, lam)
-        out.append(jn.train(net, task, rule, jnp.ones(net.n_edges, dtype), key=jax.random.key(0),
-                            steps=steps, log_every=steps, solver=solver).conductances)
+        result = run(net, task, jnp.asarray(lam, dtype))
+        jn.check(result)
+        out.append(result.conductances)
     return np.stack([np.asarray(k) for k in out])
 
 

@@ -312,8 +312,9 @@ def test_vmap_over_hyperparameters(setup):
 
     ps = jnp.array([0.2, 0.6, 1.0])
     losses = jax.jit(jax.vmap(run))(jnp.array([0.1, 0.2, 0.3]), jnp.array([0.05, 0.1, 0.2]), ps)
+    single = jax.jit(run)  # one unbatched program for the three (an eager train compiles on every call)
     for i in range(3):
-        np.testing.assert_allclose(losses[i], run(*(a[i] for a in (jnp.array([0.1, 0.2, 0.3]), jnp.array([0.05, 0.1, 0.2]), ps))), rtol=1e-10)
+        np.testing.assert_allclose(losses[i], single(*(a[i] for a in (jnp.array([0.1, 0.2, 0.3]), jnp.array([0.05, 0.1, 0.2]), ps))), rtol=1e-10)
 
 
 # ---------------------------------------------------------------- batching, reproducibility
@@ -326,8 +327,10 @@ def test_vmap_over_instances_equals_loop(setup):
     keys = jax.random.split(jax.random.key(1), 4)
     run = lambda k0, key: jn.train(net, task, rule, k0, key=key, steps=30, log_every=10)  # noqa: E731
     batched = jax.jit(jax.vmap(run))(k0s, keys)
+    unbatched = jax.jit(run)  # one unbatched program for the four (an eager train compiles on every call)
     for i in range(4):
-        single = run(k0s[i], keys[i])
+        single = unbatched(k0s[i], keys[i])
+        jn.check(single)  # raises on a failed run, as the eager call did
         np.testing.assert_allclose(batched.conductances[i], single.conductances, rtol=1e-12)
         np.testing.assert_allclose(batched.loss[i], single.loss, rtol=1e-12)
 
@@ -335,8 +338,10 @@ def test_vmap_over_instances_equals_loop(setup):
 def test_same_key_same_result_bit_for_bit(setup):
     net, task, _ = setup
     rule = jn.rules.desync(jn.rules.gradient_descent(optax.adam(0.01)), 0.3)
-    run = lambda key: jn.train(net, task, rule, jnp.ones(net.n_edges), key=key, steps=20, batch_size=4)  # noqa: E731
-    a, b, c = run(jax.random.key(5)), run(jax.random.key(5)), run(jax.random.key(6))
+    run = jax.jit(lambda key: jn.train(net, task, rule, jnp.ones(net.n_edges), key=key, steps=20, batch_size=4))
+    a, b, c = run(jax.random.key(5)), run(jax.random.key(5)), run(jax.random.key(6))  # one program, three calls
+    for result in (a, b, c):
+        jn.check(result)
     np.testing.assert_array_equal(a.conductances, b.conductances)
     assert not np.array_equal(a.conductances, c.conductances)
 

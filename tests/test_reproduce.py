@@ -76,8 +76,13 @@ def test_conductance_trajectory_is_the_trained_run():
     state, ks = jn.conductance_trajectory(net, task, rule, k0, key=key, steps=30, every=3)
     assert ks.shape == (11, net.n_edges)
     np.testing.assert_array_equal(ks[0], k0)
+    # the runs by hand: one program for both step counts (traced steps, as test_learning checks,
+    # give int steps' numbers bit for bit; two eager calls compiled the run twice)
+    by_hand = jax.jit(lambda steps: jn.train(net, task, rule, k0, key=key, steps=steps, log_every=steps, intervals=1))
     for steps in (9, 30):
-        np.testing.assert_array_equal(ks[steps // 3], jn.train(net, task, rule, k0, key=key, steps=steps).conductances)
+        result = by_hand(jnp.int32(steps))
+        jn.check(result)
+        np.testing.assert_array_equal(ks[steps // 3], result.conductances)
     np.testing.assert_array_equal(state.conductances, ks[-1])
     with pytest.raises(ValueError, match="multiple of every"):
         jn.conductance_trajectory(net, task, rule, k0, key=key, steps=10, every=3)
