@@ -251,25 +251,22 @@ def train(
     host, naming each failed instance.
     """
     check_arguments(net, task, rule, start, key, steps, batch_size, log_every, intervals)
-    if not isinstance(start, TrainState):
-        start = jnp.asarray(start, jnp.result_type(start, float))
-    result = _train(net, task, rule, start, key, steps, batch_size, log_every, solver_for(net, solver, method),
-                    track_cosine, intervals)
+    solver = solver_for(net, solver, method)
+    if not isinstance(start, TrainState):  # built here, so the rule's `init` checks concrete values
+        start = initial_state(net, task, rule, jnp.asarray(start, jnp.result_type(start, float)), key, solver)
+    # Compiled once per shapes and static values, so eager calls reuse one program (inside a
+    # user's `jit` it is inlined). Not for a network with elements: its elements' kinds are
+    # concrete only outside, where tracing takes just the kinds the network has.
+    result = (_train_program if net.linear else _train_loop)(net, task, rule, start, steps, batch_size, log_every,
+                                                             solver, track_cosine, intervals)
     if is_concrete(*jax.tree.leaves(result)):  # outside jit: raise here, on the host
         check(result)
     return result
 
 
-@eqx.filter_jit
-def _train(net, task, rule, start, key, steps, batch_size, log_every, solver, track_cosine, intervals):
-    """`train` past its Python-time checks, compiled once per shapes and static values, so that
-    eager calls of `train` reuse one compiled program (inside a user's `jit` it is inlined)."""
-    if isinstance(start, TrainState):
-        state = start
-        dtype = state.conductances.dtype
-    else:
-        dtype = jnp.result_type(start, float)
-        state = initial_state(net, task, rule, jnp.asarray(start, dtype), key, solver)
+def _train_loop(net, task, rule, state, steps, batch_size, log_every, solver, track_cosine, intervals):
+    """`train` past its Python-time checks, from a `TrainState`."""
+    dtype = state.conductances.dtype
     x_train, y_train = task.x_train.astype(dtype), task.y_train.astype(dtype)
     n_train = x_train.shape[0]
     k_min, k_max = rule.bounds
@@ -383,6 +380,9 @@ def _train(net, task, rule, start, key, steps, batch_size, log_every, solver, tr
         test_accuracy=test_accuracy,
         cosine=jnp.where(valid, cosines, jnp.nan) if track_cosine else None,
     )
+
+
+_train_program = eqx.filter_jit(_train_loop)
 
 
 def _record(state: TrainState, result, k, info=None) -> TrainState:
