@@ -58,9 +58,9 @@ def solver_of(point: dict) -> LinearSolver:
     puts it in a `jn.Newton` for a network with elements)."""
     auto = lambda v: None if v == "auto" else v  # noqa: E731
     rtol, atol, max_steps = auto(point["rtol"]), float(point["atol"]), auto(point["max_steps"])
-    cg = CG(rtol=rtol, atol=atol, max_steps=max_steps)
-    return {"auto": lambda: Auto(rtol=rtol, atol=atol, max_steps=max_steps), "dense": lambda: Dense(rtol=rtol, atol=atol),
-            "cg": lambda: cg, "cg_then_dense": lambda: CGThenDense(cg, Dense(rtol=rtol, atol=atol))}[point["solver"]]()
+    cg, dense = CG(rtol=rtol, atol=atol, max_steps=max_steps), Dense(rtol=rtol, atol=atol)
+    return {"auto": Auto(rtol=rtol, atol=atol, max_steps=max_steps), "dense": dense, "cg": cg,
+            "cg_then_dense": CGThenDense(cg, dense)}[point["solver"]]
 
 
 def train_options(point: dict) -> dict:
