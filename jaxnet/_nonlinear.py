@@ -65,8 +65,8 @@ def _newton(net: Network, k, free, boundary, guess, solver: Newton):
         return free * outflow(net, el.current(edge_drops(net, v), k))
 
     def imbalance(v):
-        """The residual, its tolerance, the current through each node, and the edges'
-        small-signal conductances `(B, E)` (the next Newton step's).
+        """The residual, its tolerance, and the edges' small-signal conductances `(B, E)` (the
+        next Newton step's).
 
         The tolerance is `rtol` times the current through the node (`Σ_e |I_e|` over its
         edges), plus what rounding the voltages to working precision alone makes the currents
@@ -84,13 +84,13 @@ def _newton(net: Network, k, free, boundary, guess, solver: Newton):
 
         through = incident(jnp.abs(current))
         floor = 1e-3 * rtol * jnp.max(through, -1, keepdims=True) + atol + jnp.finfo(dtype).tiny
-        return free * outflow(net, current), rtol * through + 8 * eps * incident(g * magnitude) + floor, through, g
+        return free * outflow(net, current), rtol * through + 8 * eps * incident(g * magnitude) + floor, g
 
     def converged(r, tol):
         return jnp.all(jnp.abs(r) <= tol, axis=-1)
 
     def step(carry):
-        v, r, tol, _, g, it, singular, count = carry
+        v, r, tol, g, it, singular, count = carry
         delta, singular_now = _step_solve(net, g, free, -r, solver)
         delta = free * delta
         # Backtracking on the current imbalance, each node's weighted by its tolerance: the
@@ -115,7 +115,7 @@ def _newton(net: Network, k, free, boundary, guess, solver: Newton):
         return v, *imbalance(v), it + moving, singular | singular_now, count + 1
 
     def going(carry):
-        _, r, tol, _, _, it, _, count = carry
+        _, r, tol, _, it, _, count = carry
         # At least one step, so its linear solve sees a singular Jacobian even where the start
         # is already balanced (a node between off transistors carries no current at 0 V, and
         # its voltage is undetermined, not 0).
@@ -123,8 +123,10 @@ def _newton(net: Network, k, free, boundary, guess, solver: Newton):
 
     v0 = free * guess + (1 - free) * boundary
     init = (v0, *imbalance(v0), jnp.zeros(batch, jnp.int32), jnp.array(False), jnp.int32(0))
-    v, r, tol, through, _, iterations, singular, _ = jax.lax.while_loop(going, step, init)
-    relative = jnp.max(jnp.abs(r) / jnp.maximum(through, jnp.finfo(dtype).tiny), axis=-1)
+    v, r, tol, _, iterations, singular, _ = jax.lax.while_loop(going, step, init)
+    # The worst imbalance in units of `rtol`: each node's against its own tolerance, scaled so
+    # that a converged solve reports at most `rtol`, as the linear solvers' backward error does.
+    relative = rtol * jnp.max(jnp.abs(r) / tol, axis=-1)
     finite = jnp.all(jnp.isfinite(v), axis=-1)
     ok = finite & converged(r, tol)
     result = first_failure(

@@ -61,7 +61,8 @@ class SolveInfo(eqx.Module):
     - `iterations`: CG iterations (0 on the dense path; Newton iterations with elements).
     - `residual`: the componentwise backward error reached, the largest
       `|b - A x|_i / (|A| |x| + |b|)_i` over nodes and columns (Newton: the worst current
-      imbalance relative to the current through the node).
+      imbalance against its node's tolerance, times `rtol`, so that a converged solve reports
+      at most `rtol`).
     - `tolerance`: the backward error the solve had to reach (`rtol`).
     - `result`: `RESULTS.successful`, or why the solve failed (see `jn.RESULTS`).
     """

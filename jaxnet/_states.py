@@ -316,8 +316,11 @@ class ElementPhysics(Physics):
 
     @staticmethod
     def _newton_measurement(*infos):
-        info = SolveInfo(sum(i.iterations for i in infos).astype(jnp.int32), jnp.max(jnp.stack([i.residual for i in infos])),
-                         infos[0].tolerance, first_failure(*(i.result for i in infos)))
+        # nanmax: a solve started from a failed one's NaN states has a NaN residual of its own,
+        # and the first failure's is the one to report.
+        info = SolveInfo(sum(i.iterations for i in infos).astype(jnp.int32),
+                         jnp.nanmax(jnp.stack([i.residual for i in infos])), infos[0].tolerance,
+                         first_failure(*(i.result for i in infos)))
         return Measurement(None, None, info)
 
 

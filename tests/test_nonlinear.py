@@ -1,5 +1,7 @@
 """Equilibrium propagation, nonlinear elements (Newton states, implicit gradients), XOR."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -106,11 +108,31 @@ def test_newton_gradient_is_implicit_and_matches_finite_differences():
         np.testing.assert_allclose(grad_k @ dk + grad_v @ dv, finite_diff, rtol=1e-6)
 
 
+def _reached(error):
+    """The backward error reached and the one required, as a `SolverError`'s message gives them."""
+    match = re.search(r"backward error reached (\S+), required <= (\S+);", str(error))
+    return float(match[1]), float(match[2])
+
+
 def test_newton_not_converging_is_an_error_naming_the_imbalance():
+    # The imbalance is reported in the units of rtol: at most rtol when converged, above it
+    # when not, and a number (not NaN) also where train's nudged solve follows a failed one.
     net, _ = mixed_network(seed=4)
     k = jnp.full(net.n_edges, 2.0)
-    with pytest.raises(jn.SolverError, match=r"Newton did not converge.*backward error reached \d"):
-        jn.solve(net, k, jnp.array([0, 4]), jnp.array([1.0, 0.0]), solver=jn.Newton(max_steps=1))
+    fixed, values = jnp.array([0, 4]), jnp.array([1.0, 0.0])
+    _, info = jn.solve(net, k, fixed, values, return_info=True)
+    assert info.result == jn.RESULTS.successful and 0 <= info.residual <= info.tolerance
+    with pytest.raises(jn.SolverError, match="Newton did not converge") as error:
+        jn.solve(net, k, fixed, values, solver=jn.Newton(max_steps=1))
+    reached, required = _reached(error.value)
+    assert reached > required == pytest.approx(info.tolerance)
+    task = jn.regression_task(jax.random.key(0), net, n_train=4)
+    result = jax.jit(lambda k: jn.train(net, task, jn.rules.coupled_learning(0.1, 0.1), k, key=jax.random.key(0),
+                                        steps=1, solver=jn.Newton(max_steps=1)))(k)
+    with pytest.raises(jn.SolverError, match="step 0: Newton did not converge") as error:
+        jn.check(result)
+    reached, required = _reached(error.value)
+    assert np.isfinite(reached) and reached > required
 
 
 def test_newton_floating_behind_off_transistors_is_an_error():
