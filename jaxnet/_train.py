@@ -255,10 +255,8 @@ def train(
     if not isinstance(start, TrainState):  # built here, so the rule's `init` checks concrete values
         start = initial_state(net, task, rule, jnp.asarray(start, jnp.result_type(start, float)), key, solver)
     # Compiled once per shapes and static values, so eager calls reuse one program (inside a
-    # user's `jit` it is inlined). Not for a network with elements: its elements' kinds are
-    # concrete only outside, where tracing takes just the kinds the network has.
-    result = (_train_program if net.linear else _train_loop)(net, task, rule, start, steps, batch_size, log_every,
-                                                             solver, track_cosine, intervals)
+    # user's `jit` it is inlined).
+    result = _train_program(net, task, rule, start, steps, batch_size, log_every, solver, track_cosine, intervals)
     if is_concrete(*jax.tree.leaves(result)):  # outside jit: raise here, on the host
         check(result)
     return result
