@@ -148,6 +148,10 @@ def test_solver_keys_reach_train():
     assert jn.rebuild_run(config, 0).train_kwargs["solver"] == jn.CGThenDense(jn.CG(atol=1e-9), jn.Dense(atol=1e-9))
     with pytest.raises(jn.ConfigError, match="the key 'method' in \\[sweep\\] is now 'solver'"):
         jn.load_config(SMALL, {"sweep.method": "cg"})
+    with pytest.raises(jn.ConfigError, match=r"sweep.max_steps \(50\) caps CG's iterations, and sweep.solver = 'dense'"):
+        jn.load_config(SMALL, {"sweep.solver": "dense", "sweep.max_steps": 50})
+    mixed = jn.load_config(SMALL, {"sweep.solver": ["dense", "cg"], "sweep.max_steps": 50})  # cg uses it
+    assert {p["solver"] for p in mixed.points()} == {"dense", "cg"}
 
 
 def test_edge_update_clock_runs_each_p_for_steps_over_p():

@@ -238,9 +238,16 @@ def load_config(source: str | dict, overrides: dict[str, Any] | None = None) -> 
 def _check_consistency(config: SweepConfig) -> None:
     """Checks across keys, per grid point: initial conductances in order, the kinds' own checks
     (each point's rule is built with its values, so the rule class refuses what it refuses, as
-    `k_min >= k_max`), mini-batches that fit the training set."""
+    `k_min >= k_max`), mini-batches that fit the training set, and a CG iteration cap that
+    some point's solver can use."""
     rules_seen = set()
-    for point in config.points():
+    points = config.points()
+    capped = [point for point in points if point["max_steps"] != "auto"]
+    if capped and all(point["solver"] == "dense" for point in capped):
+        raise ConfigError(f"sweep.max_steps ({capped[0]['max_steps']}) caps CG's iterations, and sweep.solver = "
+                          "'dense' has none (a direct solve): remove max_steps, or use solver 'auto', 'cg' or "
+                          "'cg_then_dense'.")
+    for point in points:
         if point["k0_low"] > point["k0_high"]:
             raise ConfigError(f"network.k0_low ({point['k0_low']}) must be <= network.k0_high ({point['k0_high']}).")
         for section in ("network", "task"):
