@@ -25,6 +25,15 @@ def is_concrete(*xs) -> bool:
     return not any(isinstance(x, jax.core.Tracer) for x in xs)
 
 
+def plain_int(value):
+    """`value` as a Python `int` if it is an integer of any kind (NumPy's included, not `bool`),
+    else unchanged (so the field's own check refuses it): the converter of static int fields,
+    which must hash and compare as Python ints."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    return value
+
+
 def connected_components(edges: np.ndarray, n_nodes: int) -> np.ndarray:
     """Label each node with its connected component.
 

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ._checks import plain_int
 from ._network import Network, edge_drops, edge_sums, incident_sum, outflow
 from ._results import RESULTS, first_failure
 from ._solver import AbstractSolver, Auto, LinearSolver, SolveInfo, check_fields
@@ -227,7 +228,7 @@ class Newton(AbstractSolver):
     linear: LinearSolver = Auto()
     rtol: float | None = eqx.field(static=True, default=None)
     atol: float = eqx.field(static=True, default=0.0)
-    max_steps: int = eqx.field(static=True, default=50)
+    max_steps: int = eqx.field(static=True, default=50, converter=plain_int)
 
     def __check_init__(self):
         if not isinstance(self.linear, LinearSolver):

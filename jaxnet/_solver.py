@@ -50,6 +50,7 @@ from jax import lax
 from jaxtyping import Array, Float, Int
 
 from ._algorithms import cg_solve, dense_solve, factor, jacobi, within
+from ._checks import plain_int
 from ._network import Network
 from ._results import RESULTS, failed, first_failure
 from ._system import system_apply
@@ -136,7 +137,7 @@ def check_fields(solver) -> None:
         raise ValueError(f"refine must be an int >= 0; got {refine!r}.")
     for name in ("max_steps", "residual_every"):
         value = getattr(solver, name, None)
-        if value is not None and not (isinstance(value, int) and value >= 1):
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
             raise ValueError(f"{name} must be a positive int; got {value!r}.")
     size = getattr(solver, "dense_max_nodes", 0)
     if not (isinstance(size, int) and size >= 0):
@@ -272,7 +273,7 @@ class Dense(LinearSolver):
 
     rtol: float | None = eqx.field(static=True, default=None)
     atol: float = eqx.field(static=True, default=0.0)
-    refine: int = eqx.field(static=True, default=1)
+    refine: int = eqx.field(static=True, default=1, converter=plain_int)
     forward_rtol: float | None = eqx.field(static=True, default=None)
 
     def tolerance(self, dtype) -> float:
@@ -310,8 +311,8 @@ class CG(LinearSolver):
 
     rtol: float | None = eqx.field(static=True, default=None)
     atol: float = eqx.field(static=True, default=0.0)
-    max_steps: int | None = eqx.field(static=True, default=None)
-    residual_every: int = eqx.field(static=True, default=50)
+    max_steps: int | None = eqx.field(static=True, default=None, converter=plain_int)
+    residual_every: int = eqx.field(static=True, default=50, converter=plain_int)
 
     residual_result: ClassVar[RESULTS] = RESULTS.cg_residual
 
@@ -390,10 +391,10 @@ class Auto(LinearSolver):
 
     rtol: float | None = eqx.field(static=True, default=None)
     atol: float = eqx.field(static=True, default=0.0)
-    dense_max_nodes: int = eqx.field(static=True, default=200)
-    max_steps: int | None = eqx.field(static=True, default=None)
-    residual_every: int = eqx.field(static=True, default=50)
-    refine: int = eqx.field(static=True, default=1)
+    dense_max_nodes: int = eqx.field(static=True, default=200, converter=plain_int)
+    max_steps: int | None = eqx.field(static=True, default=None, converter=plain_int)
+    residual_every: int = eqx.field(static=True, default=50, converter=plain_int)
+    refine: int = eqx.field(static=True, default=1, converter=plain_int)
     forward_rtol: float | None = eqx.field(static=True, default=None)
 
     def select(self, n_nodes: int, warm: bool = False) -> LinearSolver:

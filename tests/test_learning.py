@@ -366,7 +366,8 @@ def test_rules_refuse_bad_arguments():
         (lambda: jn.rules.coupled_learning(alpha=0.1, eta=0.0), "eta must be > 0"),
         (lambda: jn.rules.coupled_learning(alpha=-1.0, eta=0.1), "alpha must be > 0"),
         (lambda: jn.rules.coupled_learning(alpha=0.1, eta=0.1, k_min=2.0, k_max=1.0), "k_min must be < k_max"),
-        (lambda: jn.rules.discrete(0.1, 1, 0.1, 1.0), "n_states must be >= 2"),
+        (lambda: jn.rules.discrete(0.1, 1, 0.1, 1.0), "n_states must be an int >= 2; got 1"),
+        (lambda: jn.rules.discrete(0.1, 2.5, 0.1, 1.0), "n_states must be an int >= 2; got 2.5"),
         (lambda: jn.rules.discrete(0.1, 8, 1.0, 1.0), "k_min must be < k_max"),
         (lambda: jn.rules.discrete(-0.1, 8, 0.1, 1.0), "eta must be > 0"),
         (lambda: jn.rules.discrete(0.1, 8, 0.1, 1.0, spacing="log"), "spacing must be"),
@@ -375,6 +376,8 @@ def test_rules_refuse_bad_arguments():
     ]:
         with pytest.raises(ValueError, match=match):
             make()
+    # an integer of NumPy's is an int (it is a static field: a Python int, equal and hashing alike)
+    assert jn.rules.discrete(0.1, np.int64(16), 0.1, 1.0) == jn.rules.discrete(0.1, 16, 0.1, 1.0)
 
 
 def test_tasks_refuse_bad_arguments(setup):

@@ -278,9 +278,12 @@ def wide_range_grid(side=12, decades=6.0, dtype=jnp.float32):
 def test_solver_options_validate():
     for cls, bad, match in [(jn.Dense, dict(rtol=0.0), "rtol must lie in"), (jn.CG, dict(atol=-1.0), "atol must be >= 0"),
                             (jn.CG, dict(max_steps=0), "max_steps must be"), (jn.Auto, dict(dense_max_nodes=-1), "dense_max_nodes"),
-                            (jn.Dense, dict(refine=-1), "refine must be"), (jn.Newton, dict(max_steps=0), "max_steps must be")]:
+                            (jn.Dense, dict(refine=-1), "refine must be"), (jn.Newton, dict(max_steps=0), "max_steps must be"),
+                            (jn.CG, dict(max_steps=2.5), "max_steps must be"), (jn.CG, dict(max_steps=True), "max_steps must be")]:
         with pytest.raises(ValueError, match=match):
             cls(**bad)
+    # NumPy's integers are ints: the same (static, hashable) solver as the Python int's
+    assert jn.CG(max_steps=np.int64(7)) == jn.CG(max_steps=7) and jn.Newton(max_steps=np.int32(3)) == jn.Newton(max_steps=3)
     with pytest.raises(ValueError, match="Newton's linear solver must be"):
         jn.Newton(jn.Newton())
     net = jn.Network.from_edges([[0, 1]])

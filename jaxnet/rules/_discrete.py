@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._checks import is_concrete
+from .._checks import is_concrete, plain_int
 from ._base import Rule
 
 Spacing = Literal["linear", "geometric", "resistance"]
@@ -27,7 +27,7 @@ class Discrete(Rule):
     """Each edge moves one level by `sign(d)` when `|d| > threshold` (see `discrete`)."""
 
     eta: Float[Array, ""] | float
-    n_states: int = eqx.field(static=True)
+    n_states: int = eqx.field(static=True, converter=plain_int)
     k_min: Float[Array, ""] | float
     k_max: Float[Array, ""] | float
     spacing: Spacing = eqx.field(static=True)
@@ -42,8 +42,8 @@ class Discrete(Rule):
     keeps_bounds = True
 
     def __check_init__(self):
-        if self.n_states < 2:
-            raise ValueError(f"n_states must be >= 2; got {self.n_states}.")
+        if not (isinstance(self.n_states, int) and not isinstance(self.n_states, bool) and self.n_states >= 2):
+            raise ValueError(f"n_states must be an int >= 2; got {self.n_states!r}.")
         if self.spacing not in SPACINGS:
             raise ValueError(f"spacing must be one of {', '.join(map(repr, SPACINGS))}; got {self.spacing!r}.")
 
