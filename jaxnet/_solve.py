@@ -56,15 +56,7 @@ def solver_for(net: Network, solver: AbstractSolver | None = None, method=None) 
     `solver=`, kept for one release.
     """
     if method is not None:
-        warnings.warn("method= is deprecated: pass a solver object as solver= (jn.Auto(), jn.Dense(), jn.CG(), "
-                      "jn.CGThenDense(), jn.Newton()).", DeprecationWarning, stacklevel=3)
-        if solver is not None:
-            raise ValueError("pass solver= (method= is its deprecated name), not both.")
-        if isinstance(method, str):
-            if method not in _METHODS:
-                raise ValueError(f"method must be 'auto', 'dense', 'cg' or a solver object; got {method!r}.")
-            method = _METHODS[method]()
-        solver = method
+        solver = solver_of_method(method, solver)
     if solver is None:
         solver = Auto()
     if not isinstance(solver, AbstractSolver):
@@ -75,6 +67,22 @@ def solver_for(net: Network, solver: AbstractSolver | None = None, method=None) 
     if isinstance(solver, Newton):
         return solver
     return Newton(solver, rtol=getattr(solver, "rtol", None), atol=getattr(solver, "atol", 0.0))
+
+
+def solver_of_method(method, solver=None, warn: bool = True) -> AbstractSolver:
+    """The solver object the deprecated `method=` (a word or an object) names; it warns
+    (`DeprecationWarning`, at the caller of the caller) unless `warn` is False, and refuses
+    both `method=` and `solver=` given."""
+    if warn:
+        warnings.warn("method= is deprecated: pass a solver object as solver= (jn.Auto(), jn.Dense(), jn.CG(), "
+                      "jn.CGThenDense(), jn.Newton()).", DeprecationWarning, stacklevel=4)
+    if solver is not None:
+        raise ValueError("pass solver= (method= is its deprecated name), not both.")
+    if isinstance(method, str):
+        if method not in _METHODS:
+            raise ValueError(f"method must be 'auto', 'dense', 'cg' or a solver object; got {method!r}.")
+        method = _METHODS[method]()
+    return method
 
 
 def unit_rhs(net: Network, k: Float[Array, " edges"], free, nodes: Int[Array, " cols"]):

@@ -35,7 +35,7 @@ from ._lapack import solve as small_solve
 from ._network import Network, edge_drops
 from ._nonlinear import boundary_of
 from ._results import RESULTS, failed, first_failure
-from ._solve import solver_for, unit_rhs
+from ._solve import solver_for, solver_of_method, unit_rhs
 from ._solver import AbstractSolver, SolveInfo, WarmStart
 from ._system import free_mask
 
@@ -85,7 +85,8 @@ class Physics(eqx.Module):
     @property
     def resolved_solver(self) -> AbstractSolver:
         """The solver this network takes (`jn.Newton` with elements; see `jaxnet._solve.solver_for`)."""
-        return solver_for(self.net, self.solver, self.method)
+        solver = self.solver if self.method is None else solver_of_method(self.method, self.solver, warn=False)
+        return solver_for(self.net, solver)
 
     def __new__(cls, *args, **kwargs):
         # `jn.Physics(...)` is the class of the network's kind (equinox refuses abstract
@@ -103,7 +104,7 @@ class Physics(eqx.Module):
                              f"{'none' if self.net.linear else 'some'}: build it with jn.Physics(...), which picks "
                              "LinearPhysics or ElementPhysics by the network.")
         if self.method is not None:
-            solver_for(self.net, self.solver, self.method)  # warns (deprecated) and checks it
+            solver_for(self.net, solver_of_method(self.method, self.solver))  # warns once (deprecated), checks it
 
     def coupled_contrast(self, k: Float[Array, " edges"], eta):
         """Coupled learning's local signal per edge `(E,)`, and the step's measurement.
