@@ -54,8 +54,8 @@ class RESULTS(eqxi.Enumeration):
     newton = "Newton did not converge: a free node's current imbalance is above its tolerance"
     nudge_too_strong = ("the nudged state of centered equilibrium propagation has no solution: its -beta "
                         "nudge (a negative conductance at the outputs) made the system indefinite; use a smaller beta")
-    adjoint = ("the gradient's adjoint solve failed (the gradient is NaN): the network is too badly "
-               "conditioned for this precision")
+    adjoint = ("the gradient's adjoint solve failed (the gradient is NaN): it did not meet its tolerance (CG's "
+               "iteration cap too low, or the network too badly conditioned for this precision)")
     bad_conductance = ("a conductance is not finite, or is negative (solve needs k >= 0; train needs "
                        "initial conductances k0 > 0)")
     bad_rule_output = ("the rule returned conductances that are not finite and positive (a rule must "
@@ -123,9 +123,12 @@ def _advice(result: str, k_low: float, k_high: float, dtype) -> str:
         tips.append("raise jn.CG(max_steps=...)")
     if result == "newton":
         tips.append("raise jn.Newton(max_steps=...)")
+    if result == "adjoint":
+        tips.append("with solver=jn.CG(...), raise its max_steps or use jn.Auto() (its gradients take the dense solve "
+                    "below 200 nodes)")
     if decades > (5 if single else 12):
         tips.append("narrow the conductance range (the rule's k_min, k_max)")
-    tips.append("loosen the solver's rtol (e.g. jn.Auto(rtol=...))")
+    tips.append(f"loosen the solver's rtol (e.g. {'jn.Newton' if result == 'newton' else 'jn.Auto'}(rtol=...))")
     return "; ".join(tips)
 
 

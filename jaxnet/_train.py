@@ -320,7 +320,10 @@ def _train_loop(net, task, rule, state, steps, batch_size, log_every, solver, tr
             failure=state.failure,
             initial_loss=state.initial_loss,
         )
-        stopped = _record(state, RESULTS.where(done, RESULTS.successful, result), k, meas.info)
+        # A rule's bad output is recorded with its own range (the values at fault), a failed
+        # solve with the conductances it solved at.
+        at_fault = jnp.where(bad_output & ~failed(meas.info.result), k_new, k)
+        stopped = _record(state, RESULTS.where(done, RESULTS.successful, result), at_fault, meas.info)
         # A failed run's step still counts, so a continued call logs the steps it was asked for.
         stopped = eqx.tree_at(lambda s: s.step, stopped, state.step + jnp.where(last, 0, 1).astype(state.step.dtype))
         state = _select(~last & ~done & ~failed(result), new_state, stopped)

@@ -63,7 +63,9 @@ def test_train_outside_jit_raises(small):
 
 def test_a_rule_returning_non_positive_conductances_stops_the_run(small):
     net, task = small
-    with pytest.raises(jn.SolverError, match=r"step 0: the rule returned conductances that are not finite and positive"):
+    # the range named is that of the values at fault, the rule's output (k - 5 = -4)
+    with pytest.raises(jn.SolverError, match=r"step 0: the rule returned conductances that are not finite and "
+                                             r"positive.*conductances span \[-4, -4\]"):
         jn.train(net, task, Unclipped(), jnp.ones(net.n_edges), key=jax.random.key(0), steps=5)
     result = _batched(net, task, Unclipped(), steps=4, log_every=1)(
         jnp.ones((2, net.n_edges)), jax.random.split(jax.random.key(0), 2))
@@ -131,6 +133,9 @@ def test_an_adjoint_failure_makes_the_gradient_nan():
                       jn.CG(max_steps=3), exact.responses(k)[2].solver_state)
     _, _, meas = jax.jit(lambda k: gd.update(jax.random.key(0), k, warm, gd.init(None, k)))(k)
     assert bool(meas.info.result == jn.RESULTS.adjoint)
+    assert np.isnan(meas.info.residual)  # the adjoint's own is unknown; not the forward solve's, which passed
+    with pytest.raises(jn.SolverError, match="CG's iteration cap too low.*raise its max_steps"):
+        jn.check(meas.info)
     with pytest.raises(jn.SolverError, match="step 0: CG did not reach"):
         jn.train(net, task, gd, k, key=jax.random.key(0), steps=2, solver=jn.CG(max_steps=3))
 

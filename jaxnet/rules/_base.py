@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from .._checks import check_bounds, check_constraint, violates
-from .._results import RESULTS, first_failure
+from .._results import RESULTS, failed, first_failure
 from .._states import Measurement, Physics
 
 
@@ -113,6 +113,10 @@ class Rule(eqx.Module):
 
 def adjoint_checked(meas: Measurement, grad) -> Measurement:
     """`meas` with `RESULTS.adjoint` where the forward solve passed but the gradient is not
-    finite: its adjoint solve failed (which it reports only by making the gradient NaN)."""
-    bad = RESULTS.where(jnp.all(jnp.isfinite(grad)), RESULTS.successful, RESULTS.adjoint)
+    finite: its adjoint solve failed (which it reports only by making the gradient NaN, so the
+    backward error it reached is unknown: NaN, not the forward solve's)."""
+    finite = jnp.all(jnp.isfinite(grad))
+    bad = RESULTS.where(finite, RESULTS.successful, RESULTS.adjoint)
+    meas = eqx.tree_at(lambda m: m.info.residual, meas,
+                       jnp.where(failed(meas.info.result) | finite, meas.info.residual, jnp.nan))
     return eqx.tree_at(lambda m: m.info.result, meas, first_failure(meas.info.result, bad))

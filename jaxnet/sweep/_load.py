@@ -133,7 +133,8 @@ def failure_summary(out_dir: str, config_hint: str | None = None) -> str:
         lines.append(f"  ... and {len(failed) - len(shown)} more (metadata.json)")
     run = failed[0]["run"]
     lines.append(f"Rebuild a failed run to inspect it: r = jn.rebuild_run({out_dir!r}, {run}) (or jn.rebuild_run(config, "
-                 f"{run})); jn.train(r.net, r.task, r.rule, r.k0, key=r.key, **r.train_kwargs) repeats it.")
+                 f"{run})); jn.train(r.net, r.task, r.rule, r.k0, key=r.key, **r.train_kwargs) repeats it (alone, not "
+                 f"batched with the others, its rounding may differ: a failure at the edge of a tolerance may not recur).")
     lines.append(f"Running the sweep again does not retry them: `jaxnet sweep {config_hint or 'CONFIG'} --out {out_dir} "
                  "--retry-failed` (with the same --set overrides, if any; jn.sweep(..., retry_failed=True)) reruns only them, "
                  "with the same inputs.")
