@@ -104,7 +104,10 @@ class Failure(eqx.Module):
 
 def _advice(result: str, k_low: float, k_high: float, dtype) -> str:
     """What to try for a failure of kind `result` (a RESULTS name), given the conductance range."""
-    decades = np.log10(k_high / k_low) if k_low > 0 and np.isfinite(k_high / k_low) else np.inf
+    if np.isnan(k_low) or np.isnan(k_high):  # not known (a SolveInfo carries no conductances)
+        decades = 0.0
+    else:
+        decades = np.log10(k_high / k_low) if k_low > 0 and np.isfinite(k_high / k_low) else np.inf
     single = np.dtype(dtype) == np.float32
     if result not in ("dense_residual", "cg_residual", "singular", "newton", "adjoint"):
         return ""
