@@ -7,6 +7,7 @@ dissipated power, and the effective conductance among a task's outputs.
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
@@ -112,6 +113,11 @@ def effective_conductance(
         task.check(net)
         check_conductances(net, k)
         check_no_floating(net, k, held)
+    return _schur_complement(net, k, held, task.outputs, solver_for(net, solver, method))
+
+
+@eqx.filter_jit  # one program per shapes and solver: called eagerly, not op by op
+def _schur_complement(net, k, held, outputs, solver):
     free = free_mask(net, held, k.dtype)
-    response, _, _ = solver_for(net, solver, method).solve(net, k, free, unit_rhs(net, k, free, task.outputs))  # NaN if failed
-    return laplacian_apply(net, k, response)[task.outputs]
+    response, _, _ = solver.solve(net, k, free, unit_rhs(net, k, free, outputs))  # NaN if failed
+    return laplacian_apply(net, k, response)[outputs]

@@ -98,7 +98,7 @@ def test_effective_conductance_is_the_schur_complement(dtype, outputs):
 def task_physics_green(net, task, k):
     physics = jn.Physics(net, task.inputs, task.outputs, task.ground, jnp.asarray(X, k.dtype),
                          jnp.asarray(Y[:, : task.outputs.shape[0]], k.dtype))
-    return physics.responses(k)[1][task.outputs]
+    return jax.jit(lambda k: physics.responses(k)[1])(k)[task.outputs]
 
 
 def test_effective_conductance_refuses_nonlinear_networks():
@@ -120,8 +120,9 @@ def test_effective_conductance_refuses_bad_input_as_solve_does():
 def test_clamped_extra_power_is_eta_squared_e_keff_e(dtype):
     net, task, physics, k = network_task(dtype)
     keff_np = numpy_keff(K, OUTPUTS)
+    nudge = jax.jit(lambda k, eta: physics.free_and_nudge(k, eta))  # one program for every eta
     for eta in (0.1, 1.0) if dtype == jnp.float32 else (1e-3, 0.1, 1.0):
-        free, delta, _ = physics.free_and_nudge(k, eta)
+        free, delta, _ = nudge(k, eta)
         extra = np.asarray(jn.power(net, k, free + delta) - jn.power(net, k, free), float)  # sum k ΔV², no 1/2
         e = Y - np.asarray(free, float)[:, OUTPUTS]
         want = eta**2 * np.einsum("bi,ij,bj->b", e, keff_np, e)
@@ -139,13 +140,14 @@ def test_coupled_learning_tends_to_the_frozen_keff_gradient(dtype):
     _, _, physics, k = network_task(dtype)
     neg_grad_w, neg_grad_c, _, _ = numpy_terms(K, OUTPUTS, Y)
     scale = np.linalg.norm(neg_grad_w)
+    contrast = jax.jit(lambda k, eta: physics.coupled_contrast(k, eta))  # one program for every eta
     for eta in (1e-3, 1e-4) if dtype == jnp.float32 else (1e-5, 1e-7):
-        limit = np.asarray(physics.coupled_contrast(k, eta)[0], float) / eta
+        limit = np.asarray(contrast(k, eta)[0], float) / eta
         assert np.linalg.norm(limit - neg_grad_w) / scale < tolerance(dtype, 2e-3, 10 * eta)
     # what the rule does to k, unbounded (float64: (k + dk) - k is exact enough)
     if dtype == jnp.float64:
         rule = jn.rules.coupled_learning(alpha=0.5, eta=1e-6)
-        step = np.asarray(rule.update(jax.random.key(0), k, physics, None)[0] - k)
+        step = np.asarray(jax.jit(lambda k: rule.update(jax.random.key(0), k, physics, None)[0] - k)(k))
         np.testing.assert_allclose(step, 0.5 * neg_grad_w, rtol=1e-4, atol=1e-6 * scale)
     # and it is not gradient descent: K_eff is not a multiple of the identity
     assert cosine(neg_grad_w, neg_grad_c) < 0.99
@@ -155,8 +157,9 @@ def test_coupled_learning_is_exactly_linear_in_eta(x64):
     """`dk/alpha = -∂W/∂k|frozen - eta mean e^T (∂K_eff/∂k) e` at every eta, not only the limit."""
     _, _, physics, k = network_task(jnp.float64)
     neg_grad_w, _, curvature, _ = numpy_terms(K, OUTPUTS, Y)
+    contrast = jax.jit(lambda k, eta: physics.coupled_contrast(k, eta))
     for eta in (0.05, 0.5, 1.0):
-        got = np.asarray(physics.coupled_contrast(k, eta)[0]) / eta
+        got = np.asarray(contrast(k, eta)[0]) / eta
         np.testing.assert_allclose(got, neg_grad_w - eta * curvature, rtol=1e-8, atol=1e-12 * np.abs(neg_grad_w).max())
 
 
