@@ -32,7 +32,8 @@ def physics_for(net, task, solver=jn.Auto()):
 def test_clamped_state_from_shared_factorization(setup, solver):
     net, task, edges = setup
     k = jax.random.uniform(jax.random.key(0), (net.n_edges,), minval=0.5, maxval=2.0)
-    free, delta, _ = physics_for(net, task, solver).free_and_nudge(k, 0.3)
+    physics = physics_for(net, task, solver)
+    free, delta, _ = jax.jit(lambda k: physics.free_and_nudge(k, 0.3))(k)
     ref_free, ref_clamped = numpy_states(edges, k, net.n_nodes, task, task.x_train, task.y_train, 0.3)
     np.testing.assert_allclose(free, ref_free, atol=1e-9)
     np.testing.assert_allclose(free + delta, ref_clamped, atol=1e-9)
@@ -41,9 +42,9 @@ def test_clamped_state_from_shared_factorization(setup, solver):
 def test_contrast_keeps_float32_accuracy_at_small_nudge(setup):
     net, task, _ = setup
     k = jnp.ones(net.n_edges)
-    d64, _ = physics_for(net, task).coupled_contrast(k, 1e-5)
     task32 = jax.tree.map(lambda a: a.astype(jnp.float32) if a.dtype == jnp.float64 else a, task)
-    d32, _ = physics_for(net, task32).coupled_contrast(k.astype(jnp.float32), 1e-5)
+    d64, d32 = jax.jit(lambda k: (physics_for(net, task).coupled_contrast(k, 1e-5)[0],
+                                  physics_for(net, task32).coupled_contrast(k.astype(jnp.float32), 1e-5)[0]))(k)
     assert d32.dtype == jnp.float32
     # a naive difference of squares would lose all digits here (d ~ 1e-6 of (dV)^2 ~ 1e-2)
     np.testing.assert_allclose(d32, d64, rtol=1e-3, atol=1e-4 * np.abs(d64).max())
@@ -453,8 +454,8 @@ def test_nudge_drops_equal_drops_of_the_states(setup):
     net, task, _ = setup
     k = jax.random.uniform(jax.random.key(3), (net.n_edges,), minval=0.5, maxval=2.0)
     physics = physics_for(net, task)
-    free, delta, _ = physics.free_and_nudge(k, 0.2)
-    drop_free, drop_delta, _ = physics.free_and_nudge_drops(k, 0.2)
+    free, delta, drop_free, drop_delta = jax.jit(
+        lambda k: physics.free_and_nudge(k, 0.2)[:2] + physics.free_and_nudge_drops(k, 0.2)[:2])(k)
     np.testing.assert_allclose(drop_free, jn.edge_drops(net, free), atol=1e-12)
     np.testing.assert_allclose(drop_delta, jn.edge_drops(net, delta), atol=1e-12)
 
