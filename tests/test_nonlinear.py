@@ -192,8 +192,8 @@ def test_equilibrium_propagation_rule_is_the_update_in_float32(regression):
     task32 = jax.tree.map(lambda a: a.astype(jnp.float32) if a.dtype == jnp.float64 else a, task)
     k = jnp.asarray(np.random.default_rng(0).uniform(0.5, 2.0, net.n_edges), jnp.float32)
     rule = jn.rules.equilibrium_propagation(alpha=0.1, beta=0.01, centered=True)
-    k_new, _, _ = rule.update(jax.random.key(0), k, physics_for(net, task32), None)
-    grad = jax.grad(lambda k: physics_for(net, task32).loss(k)[0])(k)
+    k_new, grad = jax.jit(lambda k: (rule.update(jax.random.key(0), k, physics_for(net, task32), None)[0],
+                                     jax.grad(lambda k: physics_for(net, task32).loss(k)[0])(k)))(k)
     step = k_new - k
     assert step.dtype == jnp.float32
     np.testing.assert_allclose(step, -2 * 0.1 * grad, rtol=2e-2, atol=2e-3 * float(jnp.abs(step).max()))

@@ -63,9 +63,12 @@ def test_the_clip_happens_once_in_step(small):
     physics = physics_for(net, task)
     k = jnp.ones(net.n_edges)
     rule = Overshoot()
-    raw, _, _ = rule.update(jax.random.key(0), k, physics, None)
+    cl = jn.rules.coupled_learning(alpha=1e3, eta=1e-3, k_min=0.9, k_max=1.1)
+    # one program: each rule's update (raw) and step
+    (raw, stepped), (cl_raw, cl_stepped) = jax.jit(lambda k: [
+        (r.update(jax.random.key(0), k, physics, None)[0], r.step(jax.random.key(0), k, physics, None)[0])
+        for r in (rule, cl)])(k)
     assert float(raw.min()) < 0.5 and float(raw.max()) > 2.0  # update does not clip
-    stepped, _, _ = rule.step(jax.random.key(0), k, physics, None)
     np.testing.assert_array_equal(stepped, jnp.clip(raw, 0.5, 2.0))
     result = jn.train(net, task, rule, k, key=jax.random.key(0), steps=3)
     assert int(result.failure.result._value) == 0
@@ -79,10 +82,8 @@ def test_the_clip_happens_once_in_step(small):
     slow = jn.rules.desync(rule, 0.5)
     ops = {m: clip_ops(lambda k: getattr(slow, m)(jax.random.key(0), k, physics, None)[0], k) for m in ("update", "step")}
     assert ops["step"] == ops["update"], ops
-    cl = jn.rules.coupled_learning(alpha=1e3, eta=1e-3, k_min=0.9, k_max=1.1)
-    raw, _, _ = cl.update(jax.random.key(0), k, physics, None)
-    assert float(raw.min()) < 0.9 and float(raw.max()) > 1.1
-    np.testing.assert_array_equal(cl.step(jax.random.key(0), k, physics, None)[0], jnp.clip(raw, 0.9, 1.1))
+    assert float(cl_raw.min()) < 0.9 and float(cl_raw.max()) > 1.1
+    np.testing.assert_array_equal(cl_stepped, jnp.clip(cl_raw, 0.9, 1.1))
 
 
 def test_a_rule_without_bounds_is_not_clipped_and_its_run_is_refused(small):
