@@ -24,6 +24,7 @@ damped Newton (`jn.Newton`), every Newton step a call of its linear solver.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import equinox as eqx
 import jax
@@ -40,10 +41,22 @@ from ._solver import AbstractSolver, SolveInfo, WarmStart
 from ._system import free_mask
 
 
-# The public methods of `LinearPhysics` and `ElementPhysics` are compiled once per shapes and
-# static values when called eagerly: op by op, `free_and_nudge` on a 16-node lattice took 5 s,
-# and 0.7 s every later call. Inside a `jit` (train's, or a user's) they are inlined.
-_compiled = eqx.filter_jit
+def _compiled(method):
+    """A public method of `LinearPhysics` or `ElementPhysics`, compiled once per shapes when
+    called eagerly (op by op, `free_and_nudge` on a 16-node lattice took 5 s, and 0.7 s every
+    later call); inside a `jit` (train's, or a user's) it is inlined. Number arguments (`eta`,
+    `beta`) are passed as arrays, so a new value does not compile again; `centered` (a bool)
+    stays static."""
+    jitted = eqx.filter_jit(method)
+
+    @functools.wraps(method)
+    def call(self, k, *args, **kwargs):
+        def traced(a):
+            return jnp.asarray(a) if isinstance(a, (int, float)) and not isinstance(a, bool) else a
+
+        return jitted(self, k, *map(traced, args), **{name: traced(a) for name, a in kwargs.items()})
+
+    return call
 
 
 class Measurement(eqx.Module):

@@ -450,6 +450,21 @@ def test_cg_that_cannot_converge_is_an_error_not_a_wrong_answer():
         jn.train(net, task, rule, k0.astype(jnp.float32), key=jax.random.key(0), steps=2, solver=jn.CG())
 
 
+def test_eager_physics_methods_compile_once_for_every_eta(setup, caplog):
+    """Called outside jit, a Physics method is one compiled program per shapes: a new eta (or
+    beta) is a new value, not a new program, and the answer is the jitted one's."""
+    net, task, _ = setup
+    physics = physics_for(net, task)
+    k = jnp.ones(net.n_edges)
+    physics.coupled_contrast(k, 0.1)
+    physics.equilibrium_contrast(k, 0.1, centered=True)
+    with jax.log_compiles(True), caplog.at_level("WARNING"):
+        contrast, _ = physics.coupled_contrast(k, 0.2)
+        physics.equilibrium_contrast(k, beta=0.3, centered=True)
+    assert not [r for r in caplog.records if "Compiling" in r.getMessage()], caplog.text
+    np.testing.assert_array_equal(contrast, jax.jit(lambda k: physics.coupled_contrast(k, 0.2)[0])(k))
+
+
 def test_nudge_drops_equal_drops_of_the_states(setup):
     net, task, _ = setup
     k = jax.random.uniform(jax.random.key(3), (net.n_edges,), minval=0.5, maxval=2.0)
