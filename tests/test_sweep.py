@@ -323,6 +323,15 @@ def test_out_dir_that_is_a_file_or_holds_other_files_is_refused(tmp_path):
         jn.sweep(SMALL, str(a_file))
     with pytest.raises(jn.SweepError, match="is not empty and holds no sweep"):
         jn.sweep(SMALL, str(tmp_path))
+    # a sweep's directory with a file beside its own (the demo's pictures): fresh starts the sweep
+    # over and keeps the file (it deleted the sweep, then refused the directory as foreign)
+    tiny = {"sweep": {"steps": 2, "log_every": 2, "networks": 1}, "network": {"kind": "disordered", "n_nodes": 16},
+            "task": {"kind": "regression"}, "rule": {"kind": "coupled_learning", "alpha": 0.1, "eta": 0.1}}
+    out = tmp_path / "swept"
+    first = jn.sweep(tiny, str(out), quiet=True)
+    (out / "curves.png").write_bytes(b"a picture")
+    pd.testing.assert_frame_equal(jn.sweep(tiny, str(out), fresh=True, quiet=True), first)
+    assert (out / "curves.png").read_bytes() == b"a picture"
 
 
 def test_a_grid_of_words_and_numbers_is_saved_as_words(tmp_path):

@@ -59,12 +59,16 @@ def diff(saved, current, prefix="") -> list[str]:
 
 
 def prepare_dir(out_dir: str, normalized: dict, fresh: bool, writer: bool) -> None:
-    """Refuse a directory that holds another sweep, another version's, or foreign files; `fresh`
-    empties it."""
+    """Refuse a directory that holds another sweep, another version's, or only foreign files;
+    `fresh` deletes a sweep's own files (files beside them, as the demo's pictures, stay)."""
     config_path = os.path.join(out_dir, "config.json")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise SweepError(f"{out_dir} is a file, not a directory; give a directory for the sweep.")
-    if fresh and writer and os.path.isdir(out_dir):
+    held = os.path.exists(config_path)
+    if not held and os.path.isdir(out_dir) and os.listdir(out_dir):  # looked at before anything is deleted
+        raise SweepError(f"{out_dir} is not empty and holds no sweep; give an empty or new directory.")
+    sync("jaxnet-sweep-looked")  # every process has looked before the writer deletes
+    if fresh and writer and held:
         for name in SWEEP_FILES:
             path = os.path.join(out_dir, name)
             if os.path.isdir(path):
@@ -89,8 +93,6 @@ def prepare_dir(out_dir: str, normalized: dict, fresh: bool, writer: bool) -> No
                 f"{out_dir} holds a sweep with another config: {'; '.join(differ)}. "
                 "Use another directory, or --fresh (fresh=True) to delete it and start over."
             )
-    elif os.path.isdir(out_dir) and os.listdir(out_dir):
-        raise SweepError(f"{out_dir} is not empty and holds no sweep; give an empty or new directory.")
     sync("jaxnet-sweep-checked")
     if writer:
         os.makedirs(out_dir, exist_ok=True)
