@@ -84,7 +84,24 @@ def test_table_is_tidy(small_sweep):
     assert sorted(k) == sorted(table.run.unique())
     assert all(v.shape == (jn.rebuild_run(SMALL, 0).net.n_edges,) for v in k.values())
     meta = json.load(open(os.path.join(out, "metadata.json")))
-    assert meta["status"] == "complete" and meta["invocations"][0]["compile_s"] > 0
+    invocation = meta["invocations"][0]
+    assert meta["status"] == "complete" and invocation["programs"] == 4  # start and segment of 2 groups
+    # (compiled in this process before, by another test of this worker, they compile in no time)
+    assert (invocation["compile_s"] > 0) == (invocation["programs_compiled"] > 0)
+
+
+def test_a_second_sweep_of_the_same_structure_compiles_nothing(small_sweep, tmp_path):
+    """Another output directory, another grid of the traced keys: the process's programs serve,
+    and the table is the one a fresh compile gives."""
+    out, table = small_sweep
+    again = jn.sweep(SMALL, str(tmp_path / "again"), quiet=True)
+    pd.testing.assert_frame_equal(again, table)
+    invocation = json.load(open(tmp_path / "again" / "metadata.json"))["invocations"][0]
+    assert invocation["programs"] == 4 and invocation["programs_compiled"] == 0 and invocation["compile_s"] == 0
+    # fewer steps (traced) run the same segment program; another seed's start program is new
+    other = jn.sweep(SMALL, str(tmp_path / "other"), overrides={"sweep.steps": 30, "sweep.seed": 7}, quiet=True)
+    invocation = json.load(open(tmp_path / "other" / "metadata.json"))["invocations"][0]
+    assert invocation["programs"] == 4 and invocation["programs_compiled"] == 2 and other.step.max() == 30
 
 
 def test_a_run_of_the_table_is_train_by_hand(small_sweep):
@@ -224,22 +241,30 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _cli(config, out, *extra, devices=2):
+def _cli(config, out, *extra, devices=2, cache=None):
+    """The console script's sweep command and its environment; `cache` a compile cache directory
+    (the suite's processes run without one)."""
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", PYTHONUNBUFFERED="1")
     env.pop("JAX_ENABLE_X64", None)
+    if cache is not None:
+        env.update(JAXNET_COMPILE_CACHE="1", JAXNET_CACHE_DIR=str(cache))
     return [sys.executable, "-m", "jaxnet.cli", "sweep", str(config), "--out", str(out), "--quiet", *extra], env
 
 
 def test_sigkill_then_resume_and_two_processes_give_the_one_table(tmp_path):
-    """Uninterrupted (1 process, 2 devices) == killed and resumed == 2 processes x 1 device."""
+    """Uninterrupted (1 process, 2 devices) == killed and resumed == 2 processes x 1 device.
+
+    The processes share a compile cache, as the console script's users do: the killed and the
+    resumed process load the uninterrupted one's programs."""
     config = tmp_path / "c.toml"
     one_group = SMALL[: SMALL.index("[[rule]]\nkind = \"gradient_descent\"")]
     config.write_text(one_group.replace("steps = 40", "steps = 120"))
-    cmd, env = _cli(config, tmp_path / "whole")
+    cache = tmp_path / "cache"
+    cmd, env = _cli(config, tmp_path / "whole", cache=cache)
     subprocess.run(cmd, env=env, check=True, cwd=ROOT)
     whole = jn.load_sweep(str(tmp_path / "whole"))
 
-    cmd, env = _cli(config, tmp_path / "killed")
+    cmd, env = _cli(config, tmp_path / "killed", cache=cache)
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
     deadline = time.time() + 120
     while not os.path.exists(tmp_path / "killed" / "progress.npz") and time.time() < deadline:
@@ -257,7 +282,7 @@ def test_sigkill_then_resume_and_two_processes_give_the_one_table(tmp_path):
     procs = []
     for i in range(2):
         cmd, env = _cli(config, tmp_path / "two", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
-                        "--process-id", str(i), devices=1)
+                        "--process-id", str(i), devices=1, cache=cache)
         procs.append(subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     for p in procs:
         log = p.communicate(timeout=240)[0].decode()

@@ -250,6 +250,7 @@ class _Invocation:
         compile_s = sum(r.compile_s for r in self.runners)
         if self.writer:
             invocation = dict(wall_s=wall, compile_s=compile_s, programs=sum(len(r.compiled) for r in self.runners),
+                              programs_compiled=sum(r.programs_compiled for r in self.runners),
                               setup_s=sum(r.setup_s for r in self.runners), network_steps=self.ran_steps)
             if self.retry is not None:
                 invocation["retried_runs"] = len(self.retry)

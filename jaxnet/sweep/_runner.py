@@ -4,6 +4,7 @@ process builds the same inputs and computes its share)."""
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import time
@@ -20,6 +21,13 @@ from .._train import TrainState, initial_state, train
 from ._build import make_network, make_rule, make_task, network_keys, network_task_columns, run_start, train_options
 from ._config import SweepConfig
 from ._plan import Group
+from ._registry import kind_of
+
+#: Compiled programs of this process, by everything that decides them (`Runner._program_key`),
+#: the most recently used last: a sweep of the same structure as an earlier one in the process
+#: (a notebook's second sweep, another output directory, a resumed run) compiles nothing.
+_PROGRAMS: collections.OrderedDict = collections.OrderedDict()
+_PROGRAMS_KEPT = 32
 
 
 class Runner:
@@ -33,8 +41,9 @@ class Runner:
         self.sharding = NamedSharding(self.mesh, PartitionSpec("runs"))
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
         self.dtype = jnp.dtype(self.static["dtype"])
-        self.compiled: dict[Any, Any] = {}
+        self.compiled: dict[Any, Any] = {}  # the programs this group ran, by name
         self.compile_s = 0.0
+        self.programs_compiled = 0  # how many of them this process had not compiled before
         self.setup_s = 0.0  # building networks, tasks and keys on the host
         self.desync = any(points[p]["p"] != 1 for p in group.point_ids)
 
@@ -93,14 +102,34 @@ class Runner:
             return jax.device_get(tree)
         return multihost_utils.process_allgather(tree, tiled=True)
 
+    def _program_key(self, name, args, shared) -> tuple:
+        """What decides the program `name` of this group on these arguments: the group's static
+        keys, whether it desyncs, the sweep's seed (the start program draws from it), the
+        registered constructors of its kinds, the arguments' structure, shapes, dtypes and
+        shardings (so the devices), and 64-bit JAX."""
+        leaves, structure = jax.tree.flatten((args, shared))
+        kinds = tuple((kind.build, kind.check) for kind in
+                      (kind_of(section, self.static[section]) for section in ("network", "task", "rule")))
+        return (name, tuple(sorted(self.static.items())), self.desync,
+                self.config.sweep["seed"] if name == "start" else None, kinds, structure,
+                tuple((leaf.shape, leaf.dtype, leaf.sharding) for leaf in leaves), jax.config.jax_enable_x64)
+
     def _compile(self, name, fn, *args, shared=()):
-        """`fn(*args, *shared)` compiled once per `name`: `args` sharded by run, `shared` replicated."""
+        """`fn(*args, *shared)` compiled once per `name` (and once per process for programs that
+        `_program_key` says are the same): `args` sharded by run, `shared` replicated."""
         if name not in self.compiled:
-            start = time.perf_counter()
-            shardings = (self.sharding,) * len(args) + (self.replicated,) * len(shared)
-            jitted = jax.jit(fn, in_shardings=shardings, out_shardings=self.sharding)
-            self.compiled[name] = jitted.lower(*args, *shared).compile()
-            self.compile_s += time.perf_counter() - start
+            key = self._program_key(name, args, shared)
+            if key not in _PROGRAMS:
+                start = time.perf_counter()
+                shardings = (self.sharding,) * len(args) + (self.replicated,) * len(shared)
+                jitted = jax.jit(fn, in_shardings=shardings, out_shardings=self.sharding)
+                _PROGRAMS[key] = jitted.lower(*args, *shared).compile()
+                self.compile_s += time.perf_counter() - start
+                self.programs_compiled += 1
+                while len(_PROGRAMS) > _PROGRAMS_KEPT:
+                    _PROGRAMS.popitem(last=False)
+            _PROGRAMS.move_to_end(key)
+            self.compiled[name] = _PROGRAMS[key]
         return self.compiled[name](*args, *shared)
 
     def start(self, inputs, seeds):
