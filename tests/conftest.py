@@ -108,7 +108,7 @@ def smoke_reproduction(tmp_path_factory):
 # together in one share (a second worker asking for it would wait on its lock while the first
 # builds it). None of them uses a module-scoped fixture, so moving them builds nothing twice.
 LONG = {
-    "test_reproduce.py::<smoke_reproduction>": 220,
+    "<smoke_reproduction>": 220,  # every test that asks for it, whatever its module
     "test_docs.py::test_code_blocks_run[custom-rule.md]": 50,
     "test_docs.py::test_code_blocks_run[rules.md]": 45,
     "test_docs.py::test_code_blocks_run[nonlinear.md]": 40,
@@ -124,7 +124,7 @@ LAST = ("test_solver.py", "test_spice.py")
 
 def _long_key(item) -> str:
     name = f"{item.path.name}::{item.name}"
-    return f"{item.path.name}::<smoke_reproduction>" if "smoke_reproduction" in item.fixturenames else name
+    return "<smoke_reproduction>" if "smoke_reproduction" in item.fixturenames else name
 
 
 def pytest_collection_modifyitems(config, items):

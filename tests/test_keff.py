@@ -214,13 +214,18 @@ def test_along_run_records_each_step():
     assert run["final"] == run["records"][-1] and set(run["median"]) == set(run["final"])
 
 
-def test_study_rows_and_table():
-    """The claims' part at a toy size: JSON-ready rows, each named, and a table row per run."""
+@pytest.mark.timeout(900)  # the first test of a run that asks for the smoke reproduction builds it
+def test_study_rows_and_table(smoke_reproduction):
+    """The claims' part at a toy size (the smoke reproduction's study: 12 nodes, 6 steps), read
+    back from its claims.json: rows, each named, and a table row per run."""
     import json
+    import os
 
-    numbers = keff.study(n_nodes=(16,), dtypes=("float32",), steps=2, every=1)
-    runs = json.loads(json.dumps(numbers))["keff_vs_gradient"]["runs"]
+    out, _ = smoke_reproduction
+    numbers = json.load(open(os.path.join(out, "claims.json")))["claims"]["gd"]
+    assert numbers["keff_vs_gradient"]["setup"]["n_nodes"] == [12]
+    runs = numbers["keff_vs_gradient"]["runs"]
     assert [(r["outputs"], r["bounds"]) for r in runs] == [(2, "wide"), (2, "tight"), (1, "wide"), (1, "tight")]
     assert all(r["median"]["cos_cl_limit_vs_neg_grad_keff_weighted_error_all_edges"] > 1 - 1e-4 for r in runs)
     assert all(r["start"]["cos_cl_limit_vs_neg_grad_loss_all_edges"] > 1 - 1e-4 for r in runs if r["outputs"] == 1)
-    assert keff.markdown(numbers).count("\n| float32 | 16 |") == 4
+    assert keff.markdown(numbers).count("\n| float32 | 12 |") == 4

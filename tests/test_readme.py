@@ -18,7 +18,9 @@ def blocks(language):
 def shrink(code, tmp_path):
     code = code.replace("1024", "4").replace("steps=2000", "steps=20").replace("n_nodes=64", "n_nodes=16")
     code = code.replace('"examples/', f'"{ROOT}/examples/').replace('"out/', f'"{tmp_path}/')
-    return code.replace('{"sweep.steps": 200}', '{"sweep.steps": 20, "sweep.networks": 2, "network.n_nodes": 16}')
+    # the sizes of SMALL, which test_sweep_commands_run gives the same config: one set of programs
+    return code.replace('{"sweep.steps": 200}',
+                        '{"sweep.steps": 20, "sweep.log_every": 10, "sweep.networks": 2, "network.n_nodes": 16}')
 
 
 def test_python_blocks_run(tmp_path):
