@@ -110,7 +110,7 @@ class Runner:
         leaves, structure = jax.tree.flatten((args, shared))
         kinds = tuple((kind.build, kind.check) for kind in
                       (kind_of(section, self.static[section]) for section in ("network", "task", "rule")))
-        return (name, tuple(sorted(self.static.items())), self.desync,
+        return (name, json.dumps(self.static, sort_keys=True), self.desync,
                 self.config.sweep["seed"] if name == "start" else None, kinds, structure,
                 tuple((leaf.shape, leaf.dtype, leaf.sharding) for leaf in leaves), jax.config.jax_enable_x64)
 
