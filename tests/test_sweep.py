@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
@@ -102,6 +103,16 @@ def test_a_second_sweep_of_the_same_structure_compiles_nothing(small_sweep, tmp_
     other = jn.sweep(SMALL, str(tmp_path / "other"), overrides={"sweep.steps": 30, "sweep.seed": 7}, quiet=True)
     invocation = json.load(open(tmp_path / "other" / "metadata.json"))["invocations"][0]
     assert invocation["programs"] == 4 and invocation["programs_compiled"] == 2 and other.step.max() == 30
+    # another JAX setting that changes the draws (the programs were compiled under the other)
+    partitionable = jax.config.jax_threefry_partitionable
+    try:
+        jax.config.update("jax_threefry_partitionable", not partitionable)
+        flipped = jn.sweep(SMALL, str(tmp_path / "flipped"), quiet=True)
+    finally:
+        jax.config.update("jax_threefry_partitionable", partitionable)
+    invocation = json.load(open(tmp_path / "flipped" / "metadata.json"))["invocations"][0]
+    assert invocation["programs_compiled"] == 4
+    assert not np.array_equal(flipped.loss, table.loss)  # the p = 0.5 runs draw other masks
 
 
 def test_a_run_of_the_table_is_train_by_hand(small_sweep):

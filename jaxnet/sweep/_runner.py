@@ -106,13 +106,16 @@ class Runner:
         """What decides the program `name` of this group on these arguments: the group's static
         keys, whether it desyncs, the sweep's seed (the start program draws from it), the
         registered constructors of its kinds, the arguments' structure, shapes, dtypes and
-        shardings (so the devices), and 64-bit JAX."""
+        shardings (so the devices), and every JAX setting (64-bit JAX, the PRNG's implementation
+        and `jax_threefry_partitionable` change what a program computes; a change of any setting
+        compiles anew)."""
         leaves, structure = jax.tree.flatten((args, shared))
         kinds = tuple((kind.build, kind.check) for kind in
                       (kind_of(section, self.static[section]) for section in ("network", "task", "rule")))
         return (name, json.dumps(self.static, sort_keys=True), self.desync,
                 self.config.sweep["seed"] if name == "start" else None, kinds, structure,
-                tuple((leaf.shape, leaf.dtype, leaf.sharding) for leaf in leaves), jax.config.jax_enable_x64)
+                tuple((leaf.shape, leaf.dtype, leaf.sharding) for leaf in leaves),
+                tuple(sorted(jax.config.values.items())))
 
     def _compile(self, name, fn, *args, shared=()):
         """`fn(*args, *shared)` compiled once per `name` (and once per process for programs that
