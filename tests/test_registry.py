@@ -94,6 +94,9 @@ def test_a_taken_name_or_a_clashing_key_is_refused(power_efficient):
     for column in ("step", "loss", "rule"):
         with pytest.raises(ValueError, match=f"key '{column}' is the name of a results column"):
             register_rule(f"with_{column}", PowerEfficientCoupledLearning, keys={column: Key(1.0, lambda v: None)})
+    # a kind's keys are read per grid point: grid=False (a KeyError in the sweep before) is refused
+    with pytest.raises(ValueError, match="key 'flip' has grid=False"):
+        register_rule("with_flip", PowerEfficientCoupledLearning, keys={"flip": Key(False, lambda v: None, grid=False)})
 
 
 def test_groups_share_networks_and_tasks_only_when_every_key_of_their_kinds_agrees():

@@ -55,6 +55,9 @@ def _register(section: str, name: str, keys: dict[str, Key], build: Callable, ch
                                  "name must be unique across sections: rename it.")
         if key in RUN_COLUMNS or key in SECTION_KEYS:
             raise ValueError(f"{section} kind {name!r}: key {key!r} is the name of a results column: rename it.")
+        if not spec.grid:
+            raise ValueError(f"{section} kind {name!r}: key {key!r} has grid=False; a kind's keys are per grid point "
+                             "(its constructor reads each point's value): leave grid at its default, True.")
         if section != "rule" and not spec.static:
             raise ValueError(f"{section} kind {name!r}: key {key!r} is traced; a {section}'s keys are static "
                              f"(each {section} is built before the compiled program runs).")
