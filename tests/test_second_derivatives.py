@@ -100,10 +100,10 @@ def test_series_every_transform(kind, x64):
         # Resistors only: the linear solver's derivatives, op by op, compile piece by piece (about
         # 5 s a transform); in one program, 2 s for the three. A Newton solve's are quicker op by
         # op (about 0.1 s): jitted, every element kind's code is traced (several seconds).
-        transforms = jax.jit(lambda theta: {name: h(theta) for name, h in transforms.items()})(theta)
+        hessians = jax.jit(lambda theta: {name: h(theta) for name, h in transforms.items()})(theta)
     else:
-        transforms = {name: h(theta) for name, h in transforms.items()}
-    for name, hessian in transforms.items():
+        hessians = {name: h(theta) for name, h in transforms.items()}
+    for name, hessian in hessians.items():
         check(hessian, reference, theta, 1e-5, name)
 
 
