@@ -63,6 +63,7 @@ class RESULTS(eqxi.Enumeration):
     bad_hyperparameter = ("a rule hyperparameter is out of its range (alpha, eta, beta > 0; p in [0, 1]; "
                           "0 < k_min < k_max; threshold and noise >= 0; in float32 a k_min below 1.2e-38 flushes to 0), "
                           "or train's traced steps and log_every do not make its intervals")
+    # (`describe` names the broken constraint itself, from `Failure.constraint`, where it is known.)
     bad_examples = "the task's examples hold a non-finite value (NaN or inf)"
 
 
@@ -87,6 +88,10 @@ class Failure(eqx.Module):
     - `residual`: the worst backward error the failing solve reached (NaN if not a solve).
     - `tolerance`: the backward error the solver required.
     - `k_low`, `k_high`: the smallest and largest conductance at the failure.
+    - `constraint`: for `RESULTS.bad_hyperparameter`, which of `constraints` was broken (its
+      index; -1 otherwise).
+    - `constraints` (static): what each hyperparameter constraint of the run says, in order
+      ("eta must be > 0", ...; `train_constraints`), so the host names the broken one.
     """
 
     result: RESULTS
@@ -95,11 +100,13 @@ class Failure(eqx.Module):
     tolerance: Float[Array, ""]
     k_low: Float[Array, ""]
     k_high: Float[Array, ""]
+    constraint: Int[Array, ""]
+    constraints: tuple[str, ...] = eqx.field(static=True, default=())
 
     @staticmethod
-    def none(dtype) -> "Failure":
+    def none(dtype, constraints: tuple[str, ...] = ()) -> "Failure":
         nan = jnp.array(jnp.nan, dtype)
-        return Failure(RESULTS.successful, jnp.int32(-1), nan, nan, nan, nan)
+        return Failure(RESULTS.successful, jnp.int32(-1), nan, nan, nan, nan, jnp.int32(-1), constraints)
 
 
 def _advice(result: str, k_low: float, k_high: float, dtype) -> str:
@@ -141,7 +148,11 @@ def describe(failure: Failure, index=None) -> str:
     name = list(RESULTS._name_to_item)[code]
     where = f"instance {index}: " if index is not None else ""
     step = int(failure.step)
-    line = f"{where}{f'step {step}: ' if step >= 0 else ''}{RESULTS._index_to_message[code]}"
+    message = RESULTS._index_to_message[code]
+    broken = int(getattr(failure, "constraint", -1))
+    if name == "bad_hyperparameter" and 0 <= broken < len(failure.constraints):
+        message = f"a hyperparameter is out of its range: {failure.constraints[broken]}"
+    line = f"{where}{f'step {step}: ' if step >= 0 else ''}{message}"
     residual, tolerance = float(failure.residual), float(failure.tolerance)
     if name in ("dense_residual", "cg_residual", "newton"):
         line += f"; backward error reached {residual:.3g}, required <= {tolerance:.3g}"
@@ -167,7 +178,8 @@ def check(obj) -> None:
     """
     if hasattr(obj, "iterations") and hasattr(obj, "result"):  # a SolveInfo, from jn.solve(..., return_info=True)
         nan = jnp.full(jnp.shape(obj.result._value), jnp.nan, jnp.result_type(obj.residual))
-        obj = Failure(obj.result, jnp.full(jnp.shape(nan), -1, jnp.int32), obj.residual, obj.tolerance, nan, nan)
+        none = jnp.full(jnp.shape(nan), -1, jnp.int32)
+        obj = Failure(obj.result, none, obj.residual, obj.tolerance, nan, nan, none)
     if isinstance(obj, Failure):
         failure = obj
     elif hasattr(obj, "state") or hasattr(obj, "failure"):

@@ -181,7 +181,7 @@ def solve(
         return voltages, info
     if is_concrete(voltages) and bool(failed(info.result)):
         raise SolverError("jaxnet.solve: " + describe(Failure(
-            info.result, jnp.int32(-1), info.residual, info.tolerance, jnp.min(k), jnp.max(k))))
+            info.result, jnp.int32(-1), info.residual, info.tolerance, jnp.min(k), jnp.max(k), jnp.int32(-1))))
     return voltages
 
 

@@ -135,7 +135,7 @@ def initial_state(net: Network, task: Task, rule: Rule, k0: Float[Array, " edges
         solver_state=solver_for(net, solver).init(net, n_columns, k0.dtype),
         step=jnp.int32(0),
         key=loop_key,
-        failure=Failure.none(k0.dtype),
+        failure=Failure.none(k0.dtype, train_constraints(rule)),
         initial_loss=jnp.array(jnp.nan, k0.dtype),
     )
 
@@ -172,6 +172,17 @@ def check_arguments(net, task, rule, start, key, steps, batch_size, log_every, i
         if not np.all(np.asarray(k0) > 0):
             raise ValueError(f"k0 must be > 0; edge {int(np.flatnonzero(np.asarray(k0) <= 0)[0])} is not.")
         check_no_floating(net, k0, np.concatenate([np.asarray(task.inputs), np.asarray(task.ground)]))
+
+
+#: What train's own traced arguments must satisfy (the last of a run's constraints).
+_SCHEDULE = ("train's traced steps and log_every must satisfy (intervals - 1) * log_every < steps "
+             "<= intervals * log_every, both >= 1")
+
+
+def train_constraints(rule: Rule) -> tuple[str, ...]:
+    """What each constraint a run checks in-graph says, in order (`Failure.constraints`): the
+    rule's (`Rule.constraint_checks`), then train's traced schedule."""
+    return tuple(label for label, _ in rule.constraint_checks()) + (_SCHEDULE,)
 
 
 def _fits(steps, log_every, intervals):
@@ -275,11 +286,14 @@ def _train_loop(net, task, rule, state, steps, batch_size, log_every, solver, tr
     examples = [a for a in (task.x_train, task.y_train, task.x_test, task.y_test) if a is not None]
     bad_examples = ~jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in examples]))
     bad_start = ~(jnp.all(jnp.isfinite(k_start)) & jnp.all(k_start > 0))
-    bad_schedule = False if intervals is None else ~_fits(steps, log_every, intervals)
+    bad_schedule = jnp.asarray(False if intervals is None else ~_fits(steps, log_every, intervals))
+    broken = jnp.stack([check() for _, check in rule.constraint_checks()] + [bad_schedule])
+    state = _relabelled(state, train_constraints(rule))
     state = _record(state, first_failure(
         RESULTS.where(bad_start, RESULTS.bad_conductance, RESULTS.successful),
         RESULTS.where(bad_examples, RESULTS.bad_examples, RESULTS.successful),
-        RESULTS.where(rule.invalid() | bad_schedule, RESULTS.bad_hyperparameter, RESULTS.successful)), k_start)
+        RESULTS.where(jnp.any(broken), RESULTS.bad_hyperparameter, RESULTS.successful)), k_start,
+        constraint=jnp.where(jnp.any(broken), jnp.argmax(broken), -1))
 
     def physics(x, y, solver_state):
         return Physics(net, task.inputs, task.outputs, task.ground, x, y, solver, solver_state)
@@ -386,9 +400,21 @@ def _train_loop(net, task, rule, state, steps, batch_size, log_every, solver, tr
 _train_program = eqx.filter_jit(_train_loop)
 
 
-def _record(state: TrainState, result, k, info=None) -> TrainState:
+def _relabelled(state: TrainState, constraints: tuple[str, ...]) -> TrainState:
+    """`state` whose failure names `constraints` (this call's rule's): a state from another
+    rule (or built by hand) keeps its failure, but not an index into another rule's list."""
+    old = state.failure
+    if old.constraints == constraints:
+        return state
+    failure = Failure(old.result, old.step, old.residual, old.tolerance, old.k_low, old.k_high,
+                      jnp.full_like(old.constraint, -1), constraints)
+    return eqx.tree_at(lambda s: s.failure, state, failure)
+
+
+def _record(state: TrainState, result, k, info=None, constraint=-1) -> TrainState:
     """`state` with `result` recorded as its failure, unless it has one already or `result`
-    is successful; `info` (the failing step's `SolveInfo`) gives the backward error reached."""
+    is successful; `info` (the failing step's `SolveInfo`) gives the backward error reached,
+    `constraint` the broken one of a bad hyperparameter (an index into `train_constraints`)."""
     nan = jnp.array(jnp.nan, k.dtype)
     solve_failed = failed(info.result) if info is not None else False
     new = Failure(
@@ -398,6 +424,8 @@ def _record(state: TrainState, result, k, info=None) -> TrainState:
         tolerance=jnp.where(solve_failed, info.tolerance, nan).astype(k.dtype) if info is not None else nan,
         k_low=jnp.min(k),
         k_high=jnp.max(k),
+        constraint=jnp.asarray(constraint, jnp.int32),
+        constraints=state.failure.constraints,
     )
     first = failed(result) & ~failed(state.failure.result)
     return eqx.tree_at(lambda s: s.failure, state, _select(first, new, state.failure))

@@ -257,6 +257,8 @@ def test_traced_steps_share_one_program_and_log_as_int_steps(setup):
     assert traced._cache_size() == 1
     bad = traced(jnp.int32(40), jnp.int32(10))  # four intervals, not three
     assert bool(bad.failure.result == jn.RESULTS.bad_hyperparameter) and np.isnan(bad.loss).all()
+    with pytest.raises(jn.SolverError, match=r"out of its range: train's traced steps and log_every must satisfy"):
+        jn.check(bad)
 
 
 def test_minibatch(setup):

@@ -127,5 +127,8 @@ def test_k_min_below_k_max_is_checked_eager_and_traced(small):
         result = jax.jit(jax.vmap(run))(jnp.array([2.0, 0.1]), jax.random.split(jax.random.key(0), 2))
         codes = np.asarray(result.failure.result._value).tolist()
         assert codes == [int(jn.RESULTS.bad_hyperparameter._value), 0]
+        with pytest.raises(jn.SolverError, match="instance 0: step 0: a hyperparameter is out of its range: "
+                                                 "k_min must be < k_max"):
+            jn.check(result)
         assert bool(jax.jit(lambda lo, build=build: build(lo, 1.0).invalid())(2.0))
         assert not bool(jax.jit(lambda lo, build=build: build(lo, 1.0).invalid())(0.1))

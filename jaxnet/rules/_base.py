@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from .._checks import check_bounds, check_constraint, violates
+from .._checks import CONSTRAINTS, check_bounds, check_constraint, violates
 from .._results import RESULTS, failed, first_failure
 from .._states import Measurement, Physics
+
+
+#: Said of a broken `k_min > 0`: what a tiny positive k_min becomes in float32.
+_K_MIN_FLUSH = " (in float32 a k_min below 1.2e-38 flushes to 0)"
 
 
 class Rule(eqx.Module):
@@ -36,8 +40,9 @@ class Rule(eqx.Module):
     `constraints` declares, once, the range of each hyperparameter field (`"positive"`,
     `"non_negative"`, `"probability"` ([0, 1]) or `"fraction"` ([0, 1))); a rule with `k_min`,
     `k_max` fields must have `0 < k_min < k_max`. Concrete values are checked when the rule is
-    built (`ValueError`); traced ones (a rule built inside `vmap`) by `invalid`, which `train`
-    turns into the run's failure (`RESULTS.bad_hyperparameter`).
+    built (`ValueError`); traced ones (a rule built inside `vmap`) by `constraint_checks`, which
+    `train` turns into the run's failure (`RESULTS.bad_hyperparameter`, naming the constraint
+    broken, as the eager check does).
     """
 
     constraints: ClassVar[dict[str, str]] = {}
@@ -74,11 +79,20 @@ class Rule(eqx.Module):
         if self._has_bounds():
             check_bounds(self.k_min, self.k_max)
 
+    def constraint_checks(self) -> tuple[tuple[str, Callable[[], Bool[Array, ""]]], ...]:
+        """Each declared constraint as `(what it says, broken)`: "eta must be > 0", and a
+        function giving, in-graph, whether the (possibly traced) values break it. A wrapper adds
+        the wrapped rule's. `invalid` and the run's failure (which names the broken one) read it."""
+        checks = [(f"{name} {CONSTRAINTS[kind].says()}" + (_K_MIN_FLUSH if name == "k_min" else ""),
+                   lambda name=name, kind=kind: violates(getattr(self, name), kind))
+                  for name, kind in self.field_constraints().items()]
+        if self._has_bounds():
+            checks.append(("k_min must be < k_max", lambda: ~jnp.all(jnp.asarray(self.k_min) < jnp.asarray(self.k_max))))
+        return tuple(checks)
+
     def invalid(self) -> Bool[Array, ""]:
         """Whether a hyperparameter breaks its declared range (for traced values, in-graph)."""
-        bad = [violates(getattr(self, name), kind) for name, kind in self.field_constraints().items()]
-        if self._has_bounds():
-            bad.append(~jnp.all(jnp.asarray(self.k_min) < jnp.asarray(self.k_max)))
+        bad = [broken() for _, broken in self.constraint_checks()]
         return jnp.any(jnp.stack(bad)) if bad else jnp.array(False)
 
     @abc.abstractmethod

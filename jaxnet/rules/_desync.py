@@ -24,8 +24,8 @@ class Desync(Rule):
     # its update is the wrapped rule's `step`, clipped once, masked; an edge not drawn keeps its
     # conductance.
 
-    def invalid(self):
-        return super().invalid() | self.rule.invalid()
+    def constraint_checks(self):
+        return super().constraint_checks() + self.rule.constraint_checks()
 
     @property
     def bounds(self):

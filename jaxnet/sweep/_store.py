@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import types
 
 import jax
 import numpy as np
@@ -192,10 +191,12 @@ def save_chunk(chunk_dir: str, name: str, config: SweepConfig, points: list[dict
     if not np.array_equal(logs["step"][codes == 0], planned[codes == 0]):
         raise RuntimeError(f"jaxnet: chunk {name} logged other steps than planned; please report this.")
     logs["step"] = planned
+    messages = np.array([describe(jax.tree.map(lambda a, i=i: a[i], failure)) if codes[i] else ""
+                         for i in range(len(codes))], dtype=str)
     save_npz(os.path.join(chunk_dir, name + ".npz"), run=runs, k=k_final, failure=codes,
              failed_step=np.asarray(failure.step), residual=np.asarray(failure.residual),
              tolerance=np.asarray(failure.tolerance), k_low=np.asarray(failure.k_low),
-             k_high=np.asarray(failure.k_high))
+             k_high=np.asarray(failure.k_high), message=messages)
     table = rows(points, units, runs, logs, n_instances, codes, np.asarray(failure.step))
     save_parquet(table, os.path.join(chunk_dir, name + ".parquet"))
 
@@ -210,14 +211,12 @@ def failure_records(config: SweepConfig, points: list[dict], saved) -> list[dict
         point = run // n_instances
         network_seed, init_seed = divmod(run % n_instances, config.sweep["seeds"])
         one = {k: saved[k][i] for k in ("failed_step", "residual", "tolerance", "k_low", "k_high")}
-        failure = types.SimpleNamespace(result=types.SimpleNamespace(_value=saved["failure"][i]), step=one["failed_step"],
-                                        **{k: one[k] for k in ("residual", "tolerance", "k_low", "k_high")})
         number = lambda v: float(v) if np.isfinite(v) else None  # noqa: E731  (JSON has no NaN)
         records.append(dict(
             run=run, point=point, grid={c: points[point][c] for c in varying}, network_seed=network_seed,
             init_seed=init_seed, failure=list(RESULTS._name_to_item)[int(saved["failure"][i])],
             failed_step=int(one["failed_step"]), residual=number(one["residual"]), tolerance=number(one["tolerance"]),
-            k_low=number(one["k_low"]), k_high=number(one["k_high"]), message=describe(failure)))
+            k_low=number(one["k_low"]), k_high=number(one["k_high"]), message=str(saved["message"][i])))
     return records
 
 
