@@ -252,30 +252,27 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _cli(config, out, *extra, devices=2, cache=None):
-    """The console script's sweep command and its environment; `cache` a compile cache directory
-    (the suite's processes run without one)."""
+def _cli(config, out, *extra, devices=2):
+    """The console script's sweep command and its environment (with the test run's compile
+    cache, as the console script's users have theirs)."""
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", PYTHONUNBUFFERED="1")
     env.pop("JAX_ENABLE_X64", None)
-    if cache is not None:
-        env.update(JAXNET_COMPILE_CACHE="1", JAXNET_CACHE_DIR=str(cache))
     return [sys.executable, "-m", "jaxnet.cli", "sweep", str(config), "--out", str(out), "--quiet", *extra], env
 
 
 def test_sigkill_then_resume_and_two_processes_give_the_one_table(tmp_path):
     """Uninterrupted (1 process, 2 devices) == killed and resumed == 2 processes x 1 device.
 
-    The processes share a compile cache, as the console script's users do: the killed and the
-    resumed process load the uninterrupted one's programs."""
+    The processes share the run's compile cache, as the console script's users share theirs:
+    the killed and the resumed process load the uninterrupted one's programs."""
     config = tmp_path / "c.toml"
     one_group = SMALL[: SMALL.index("[[rule]]\nkind = \"gradient_descent\"")]
     config.write_text(one_group.replace("steps = 40", "steps = 120"))
-    cache = tmp_path / "cache"
-    cmd, env = _cli(config, tmp_path / "whole", cache=cache)
+    cmd, env = _cli(config, tmp_path / "whole")
     subprocess.run(cmd, env=env, check=True, cwd=ROOT)
     whole = jn.load_sweep(str(tmp_path / "whole"))
 
-    cmd, env = _cli(config, tmp_path / "killed", cache=cache)
+    cmd, env = _cli(config, tmp_path / "killed")
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
     deadline = time.time() + 120
     while not os.path.exists(tmp_path / "killed" / "progress.npz") and time.time() < deadline:
@@ -293,7 +290,7 @@ def test_sigkill_then_resume_and_two_processes_give_the_one_table(tmp_path):
     procs = []
     for i in range(2):
         cmd, env = _cli(config, tmp_path / "two", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
-                        "--process-id", str(i), devices=1, cache=cache)
+                        "--process-id", str(i), devices=1)
         procs.append(subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     for p in procs:
         log = p.communicate(timeout=240)[0].decode()
