@@ -1,3 +1,4 @@
+import gc
 import itertools
 import os
 
@@ -34,12 +35,24 @@ if jax.__version_info__ < (0, 10):
     os.environ["JAXNET_COMPILE_CACHE"] = "0"
 jaxnet.enable_compile_cache()
 
+# Each test module's compiled programs are let go when a worker moves on to another module.
+# XLA:CPU maps every piece of machine code it compiles into the process (three memory mappings
+# each: code, constants, data), and Linux allows a process 65,530 mappings (vm.max_map_count):
+# one worker reached 64,592 near the end of a run (test_learning.py alone leaves 17,000) and
+# aborted ("Fatal Python error: Aborted", inside a compile or a cache write), in a different
+# test each run. `jax.clear_caches()` frees them; a program needed again is read back from the
+# run's compilation cache.
+def pytest_runtest_teardown(item, nextitem):
+    if nextitem is not None and nextitem.path != item.path:
+        jax.clear_caches()
+        gc.collect()
+
+
 # A worker process that dies (not a test that fails) runs its test once more, on a fresh worker.
-# XLA's CPU compiler (jaxlib 0.9.2 and 0.10.2 alike) now and then aborts or segfaults the whole
-# process while compiling (about once a full run on 2 busy cores, in a different test each time,
-# with no jaxnet frame at fault); `make test` uses xdist's worksteal scheduler, which can
-# reschedule.
-# The summary counts such tests as "rerun"; a test that fails is never rerun.
+# Until the module hook above, a worker died about once a full run, out of memory mappings; this
+# stays as a net for what else may kill a worker (jaxlib 0.9's cache loads did, see above).
+# `make test` uses xdist's worksteal scheduler, which can reschedule. The summary counts such
+# tests as "rerun" (look for an R); a test that fails is never rerun.
 _CRASHED: set[str] = set()
 
 
