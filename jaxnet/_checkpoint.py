@@ -36,10 +36,11 @@ def jaxnet_version() -> str:
 def version_mismatch(where: str, saved: str | None, what: str = "a checkpoint") -> SweepError:
     """The error for `where` written by jaxnet `saved` (None: before versions were recorded)."""
     written = f"jaxnet {saved}" if saved else "a jaxnet from before version stamps"
+    remedy = ("Use another directory, or --fresh (fresh=True) to delete it and start over." if "sweep" in what
+              else "Delete it, or give another path, to start over.")
     return SweepError(
         f"{where} holds {what} written by {written}; this is jaxnet {jaxnet_version()}, which does not resume "
-        "another version's checkpoints (their states and files differ). Use another directory or path, or "
-        "--fresh (fresh=True) to delete it and start over.")
+        f"another version's checkpoints (their states and files differ). {remedy}")
 
 
 def _describe(obj, depth: int = 0) -> str:

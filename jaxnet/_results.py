@@ -91,7 +91,9 @@ class Failure(eqx.Module):
     - `constraint`: for `RESULTS.bad_hyperparameter`, which of `constraints` was broken (its
       index; -1 otherwise).
     - `constraints` (static): what each hyperparameter constraint of the run says, in order
-      ("eta must be > 0", ...; `train_constraints`), so the host names the broken one.
+      ("eta must be > 0", ...; `train_constraints` of the rule the run began with, which a
+      continued run keeps, so its state keeps one tree structure), so the host names the
+      broken one.
     """
 
     result: RESULTS
@@ -152,6 +154,8 @@ def describe(failure: Failure, index=None) -> str:
     broken = int(getattr(failure, "constraint", -1))
     if name == "bad_hyperparameter" and 0 <= broken < len(failure.constraints):
         message = f"a hyperparameter is out of its range: {failure.constraints[broken]}"
+        if failure.constraints[broken] == "k_min must be > 0" and np.asarray(failure.residual).dtype == np.float32:
+            message += " (in float32 a k_min below 1.2e-38 flushes to 0)"
     line = f"{where}{f'step {step}: ' if step >= 0 else ''}{message}"
     residual, tolerance = float(failure.residual), float(failure.tolerance)
     if name in ("dense_residual", "cg_residual", "newton"):

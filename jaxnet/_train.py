@@ -288,12 +288,14 @@ def _train_loop(net, task, rule, state, steps, batch_size, log_every, solver, tr
     bad_start = ~(jnp.all(jnp.isfinite(k_start)) & jnp.all(k_start > 0))
     bad_schedule = jnp.asarray(False if intervals is None else ~_fits(steps, log_every, intervals))
     broken = jnp.stack([check() for _, check in rule.constraint_checks()] + [bad_schedule])
-    state = _relabelled(state, train_constraints(rule))
+    # A state begun under another rule keeps its own words (and so its tree structure, which a
+    # `lax.scan` or `cond` carrying it needs): a constraint this rule breaks goes unnamed there.
+    named = state.failure.constraints == train_constraints(rule)
     state = _record(state, first_failure(
         RESULTS.where(bad_start, RESULTS.bad_conductance, RESULTS.successful),
         RESULTS.where(bad_examples, RESULTS.bad_examples, RESULTS.successful),
         RESULTS.where(jnp.any(broken), RESULTS.bad_hyperparameter, RESULTS.successful)), k_start,
-        constraint=jnp.where(jnp.any(broken), jnp.argmax(broken), -1))
+        constraint=jnp.where(jnp.any(broken) & named, jnp.argmax(broken), -1))
 
     def physics(x, y, solver_state):
         return Physics(net, task.inputs, task.outputs, task.ground, x, y, solver, solver_state)
@@ -398,17 +400,6 @@ def _train_loop(net, task, rule, state, steps, batch_size, log_every, solver, tr
 
 
 _train_program = eqx.filter_jit(_train_loop)
-
-
-def _relabelled(state: TrainState, constraints: tuple[str, ...]) -> TrainState:
-    """`state` whose failure names `constraints` (this call's rule's): a state from another
-    rule (or built by hand) keeps its failure, but not an index into another rule's list."""
-    old = state.failure
-    if old.constraints == constraints:
-        return state
-    failure = Failure(old.result, old.step, old.residual, old.tolerance, old.k_low, old.k_high,
-                      jnp.full_like(old.constraint, -1), constraints)
-    return eqx.tree_at(lambda s: s.failure, state, failure)
 
 
 def _record(state: TrainState, result, k, info=None, constraint=-1) -> TrainState:

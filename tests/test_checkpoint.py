@@ -112,6 +112,6 @@ def test_checkpoint_of_another_jaxnet_version_is_refused(tmp_path, monkeypatch):
     installed = checkpoint.jaxnet_version()
     assert jn.fingerprint(a=1)["jaxnet_version"] == installed
     monkeypatch.setattr(checkpoint, "jaxnet_version", lambda: "99.0.0")
-    with pytest.raises(jn.SweepError, match=rf"written by jaxnet {installed}; this is jaxnet 99.0.0.*another "
-                                            r"directory or path, or\s+--fresh"):
+    with pytest.raises(jn.SweepError, match=rf"written by jaxnet {installed}; this is jaxnet 99.0.0.*Delete it, "
+                                            r"or give another path"):
         jn.run_resumable(make_segment(program), init, 2, path, progress=False)

@@ -96,6 +96,18 @@ def test_traced_hyperparameters_are_checked_as_eager_ones(small, field, value):
     assert "instance 1" not in str(error.value)
 
 
+def test_a_state_carried_into_another_rule_keeps_its_tree_structure(small):
+    """The words a state's failure keeps are those of the rule it began with: a `fori_loop`
+    carrying a coupled-learning state through desync's steps (the same rule state) compiles."""
+    net, task = small
+    rule = jn.rules.coupled_learning(1.0, 1e-3)
+    start = jn.initial_state(net, task, rule, jnp.ones(net.n_edges), jax.random.key(0))
+    ahead = jax.jit(lambda s: jax.lax.fori_loop(
+        0, 2, lambda i, s: jn.train(net, task, jn.rules.desync(rule, 0.5), s, steps=2).state, s))(start)
+    assert int(ahead.step) == 4 and ahead.failure.constraints == start.failure.constraints
+    jn.check(ahead)
+
+
 def test_normalized_loss_of_a_continued_run_is_that_of_the_whole_run(small):
     net, task = small
     rule = jn.rules.coupled_learning(alpha=1.0, eta=1e-3)

@@ -15,10 +15,6 @@ from .._results import RESULTS, failed, first_failure
 from .._states import Measurement, Physics
 
 
-#: Said of a broken `k_min > 0`: what a tiny positive k_min becomes in float32.
-_K_MIN_FLUSH = " (in float32 a k_min below 1.2e-38 flushes to 0)"
-
-
 class Rule(eqx.Module):
     """A learning rule: a pair of pure functions `init` and `update` (as in optax).
 
@@ -83,8 +79,7 @@ class Rule(eqx.Module):
         """Each declared constraint as `(what it says, broken)`: "eta must be > 0", and a
         function giving, in-graph, whether the (possibly traced) values break it. A wrapper adds
         the wrapped rule's. `invalid` and the run's failure (which names the broken one) read it."""
-        checks = [(f"{name} {CONSTRAINTS[kind].says()}" + (_K_MIN_FLUSH if name == "k_min" else ""),
-                   lambda name=name, kind=kind: violates(getattr(self, name), kind))
+        checks = [(f"{name} {CONSTRAINTS[kind].says()}", lambda name=name, kind=kind: violates(getattr(self, name), kind))
                   for name, kind in self.field_constraints().items()]
         if self._has_bounds():
             checks.append(("k_min must be < k_max", lambda: ~jnp.all(jnp.asarray(self.k_min) < jnp.asarray(self.k_max))))
