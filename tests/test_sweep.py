@@ -576,7 +576,7 @@ def test_sweep_of_another_jaxnet_version_is_refused(failing_sweep, tmp_path):
     assert saved["jaxnet_version"] == jaxnet_version()
     json.dump(dict(saved, jaxnet_version="0.0.1"), open(path, "w"))
     with pytest.raises(jn.SweepError, match=rf"written by jaxnet 0.0.1; this is jaxnet {jaxnet_version()}.*"
-                                            r"another directory or path, or --fresh"):
+                                            r"another directory, or --fresh"):
         jn.sweep(FAIL, copy, quiet=True)
     saved.pop("jaxnet_version")
     json.dump(saved, open(path, "w"))
