@@ -15,11 +15,13 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # 36 s-10 min 44 s (user CPU 14 min 13 s, against 18-20 min), every test passing at both levels.
 # The arithmetic is IEEE float32/float64 either way (no fast math), though rounding may differ
 # where the default level fuses a multiply and an add. What users run is the default level: the
-# tests' subprocesses that set XLA_FLAGS themselves (the 2-device runs, the console script's
-# sweeps) compile at it, as do `jaxnet reproduce --quick` and the 2-device sweep run before each
-# stop. Set here, before JAX starts its backend and before xdist starts its workers (they, and
-# the other subprocesses, inherit it); flags of your own are kept.
-os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
+# tests' subprocesses that set XLA_FLAGS themselves (the 2-device runs of test_sharding and
+# test_contract, test_sweep's console-script sweeps) compile at it; the console-script commands
+# that tests run in their own process (`cli.main`) do not. Set here, before JAX starts its
+# backend and before xdist starts its workers (they, and the other subprocesses, inherit it);
+# flags of your own are kept, a level of your own included.
+if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -28,14 +30,17 @@ import pytest  # noqa: E402
 import jaxnet  # noqa: E402
 
 # One persistent compilation cache per test run, as `jaxnet sweep` uses one: made empty by the
-# run's first process, before xdist starts its workers, and exported, so the workers and the
+# run's first process, before xdist starts its workers, and exported as JAXNET_CACHE_DIR (in
+# place of any of yours: the tests never use your cache), so the workers and the
 # console-script subprocesses that tests start share it. A program that several tests build (a
 # README block and its docs twin, a sweep and its CLI run, the same solve in two modules)
 # compiles once per run: `make test` on 2 cores (at the default optimization level), 11 min 17 s
 # without it, 9 min 50 s with it (user CPU 21 min 2 s, 18 min 21 s). Empty at the start, so a
-# run does the same work on any machine; removed at the end. `JAXNET_COMPILE_CACHE=0` switches it off, as for the console
-# script. Not with jax 0.9 (`make test-oldest`): there, two full runs with a cache lost an xdist
-# worker to a segfault inside jaxlib (loading an entry, compiling one to store it).
+# run does the same work on any machine; removed at exit (a run killed by a signal leaves it in
+# the temporary directory). `JAXNET_COMPILE_CACHE=0` switches it
+# off, as for the console script. Not with jax 0.9 (`make test-oldest`): there, two full runs
+# with a cache lost an xdist worker to a segfault inside jaxlib (loading an entry, compiling one
+# to store it).
 if not os.environ.get("PYTEST_XDIST_WORKER"):  # the run's first process
     import atexit
     import shutil
@@ -52,8 +57,9 @@ jaxnet.enable_compile_cache()
 # each: code, constants, data), and Linux allows a process 65,530 mappings (vm.max_map_count):
 # one worker reached 64,592 near the end of a run (test_learning.py alone leaves 17,000) and
 # aborted ("Fatal Python error: Aborted", inside a compile or a cache write), in a different
-# test each run. `jax.clear_caches()` frees them; a program needed again is read back from the
-# run's compilation cache.
+# test each run. `jax.clear_caches()` frees them (not the sweep engine's last 32 programs); a
+# program needed again is read back from the run's compilation cache (compiled again where
+# there is none: jax 0.9).
 def pytest_runtest_teardown(item, nextitem):
     if nextitem is not None and nextitem.path != item.path:
         jax.clear_caches()

@@ -124,17 +124,18 @@ def test_issue_case(x64):
 
 
 def test_mixed_network(x64):
-    """Every kind in one network: `jax.hessian` of a voltage and of a loss. (Each kind's three
-    transforms are `test_series_every_transform`'s: here the kinds meet, and one transform
-    checks them together.)"""
+    """Every kind in one network: `jax.hessian` of a voltage and of a loss over two examples,
+    and reverse over reverse of the loss (the transpose of the implicit derivative summed over
+    the examples). Each kind alone takes all three transforms in `test_series_every_transform`."""
     voltage, loss, theta = mixed()
     objectives = {"voltage": voltage, "loss": loss}
     references = {name: finite_differences(f, theta) for name, f in objectives.items()}
     # Both objectives in one jitted program: op by op, each compiled the Newton solve's loops
     # and their derivatives piece by piece.
-    hessians = jax.jit(lambda theta: {name: jax.hessian(f)(theta) for name, f in objectives.items()})(theta)
-    for name, hessian in hessians.items():
-        check(hessian, references[name], theta, 1e-5, name)
+    hessians = jax.jit(lambda theta: {**{(name, "hessian"): jax.hessian(f)(theta) for name, f in objectives.items()},
+                                      ("loss", "jacrev(jacrev)"): jax.jacrev(jax.jacrev(loss))(theta)})(theta)
+    for (name, transform), hessian in hessians.items():
+        check(hessian, references[name], theta, 1e-5, f"{name}, {transform}")
 
 
 def test_float32_hessian_close():
