@@ -332,13 +332,21 @@ def test_demo_runs_on_the_engine(tmp_path, capsys):
     from jaxnet import demo
 
     out = str(tmp_path / "demo")
-    demo.main(["--out", out, "--set", "sweep.steps=20", "--set", "sweep.log_every=10", "--set", "sweep.networks=2",
-               "--set", "network.n_nodes=16"])
+    argv = ["--out", out, "--set", "sweep.steps=20", "--set", "sweep.log_every=10", "--set", "sweep.networks=2",
+            "--set", "network.n_nodes=16"]
+    demo.main(argv)
     printed = capsys.readouterr().out
     assert "coupled_learning    0.5" in printed and "gradient_descent" in printed
     assert os.path.getsize(os.path.join(out, "learning_curves.png")) > 10_000
     assert os.path.getsize(os.path.join(out, "network_before_after.png")) > 10_000
-    assert len(jn.load_sweep(out)) == 4 * 2 * 3
+    table = jn.load_sweep(out)
+    assert len(table) == 4 * 2 * 3
+    # `make demo` again after an upgrade: the earlier version's run is run again, not refused
+    path = os.path.join(out, "config.json")
+    json.dump(dict(json.load(open(path)), jaxnet_version="0.0.1"), open(path, "w"))
+    demo.main(argv)
+    assert "holds a demo run of another jaxnet version: starting over" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(jn.load_sweep(out), table)
 
 
 def test_example_configs_are_valid():
