@@ -26,6 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
+from ._checks import CONSTRAINTS
+
 
 class JaxnetError(Exception):
     """The base class of every error jaxnet raises on purpose (see the module docs)."""
@@ -111,6 +113,10 @@ class Failure(eqx.Module):
         return Failure(RESULTS.successful, jnp.int32(-1), nan, nan, nan, nan, jnp.int32(-1), constraints)
 
 
+#: The words of a broken `k_min > 0` (as `Rule.constraint_checks` says them), which float32 adds to.
+_K_MIN_POSITIVE = f"k_min {CONSTRAINTS['positive'].says()}"
+
+
 def _advice(result: str, k_low: float, k_high: float, dtype) -> str:
     """What to try for a failure of kind `result` (a RESULTS name), given the conductance range."""
     if np.isnan(k_low) or np.isnan(k_high):  # not known (a SolveInfo carries no conductances)
@@ -151,10 +157,10 @@ def describe(failure: Failure, index=None) -> str:
     where = f"instance {index}: " if index is not None else ""
     step = int(failure.step)
     message = RESULTS._index_to_message[code]
-    broken = int(getattr(failure, "constraint", -1))
+    broken = int(failure.constraint)
     if name == "bad_hyperparameter" and 0 <= broken < len(failure.constraints):
         message = f"a hyperparameter is out of its range: {failure.constraints[broken]}"
-        if failure.constraints[broken] == "k_min must be > 0" and np.asarray(failure.residual).dtype == np.float32:
+        if failure.constraints[broken] == _K_MIN_POSITIVE and np.asarray(failure.residual).dtype == np.float32:
             message += " (in float32 a k_min below 1.2e-38 flushes to 0)"
     line = f"{where}{f'step {step}: ' if step >= 0 else ''}{message}"
     residual, tolerance = float(failure.residual), float(failure.tolerance)

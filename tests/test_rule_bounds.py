@@ -124,11 +124,14 @@ def test_k_min_below_k_max_is_checked_eager_and_traced(small):
         def run(lo, key, build=build):
             return jn.train(net, task, build(lo, 1.0), jnp.full(net.n_edges, 0.8), key=key, steps=2)
 
-        result = jax.jit(jax.vmap(run))(jnp.array([2.0, 0.1]), jax.random.split(jax.random.key(0), 2))
+        result = jax.jit(jax.vmap(run))(jnp.array([2.0, 0.1, 0.0]), jax.random.split(jax.random.key(0), 3))
         codes = np.asarray(result.failure.result._value).tolist()
-        assert codes == [int(jn.RESULTS.bad_hyperparameter._value), 0]
+        bad = int(jn.RESULTS.bad_hyperparameter._value)
+        assert codes == [bad, 0, bad]
         with pytest.raises(jn.SolverError, match="instance 0: step 0: a hyperparameter is out of its range: "
-                                                 "k_min must be < k_max"):
+                                                 "k_min must be < k_max") as error:
             jn.check(result)
+        assert ("instance 2: step 0: a hyperparameter is out of its range: k_min must be > 0 (in float32 a k_min "
+                "below 1.2e-38 flushes to 0)") in str(error.value)
         assert bool(jax.jit(lambda lo, build=build: build(lo, 1.0).invalid())(2.0))
         assert not bool(jax.jit(lambda lo, build=build: build(lo, 1.0).invalid())(0.1))
