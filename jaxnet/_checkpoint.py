@@ -33,12 +33,16 @@ def jaxnet_version() -> str:
     return importlib.metadata.version("jaxnet")
 
 
-def version_mismatch(where: str, saved: str | None, what: str = "a checkpoint") -> SweepError:
+class OtherVersionError(SweepError):
+    """A checkpoint or sweep directory written by another jaxnet version (`version_mismatch`)."""
+
+
+def version_mismatch(where: str, saved: str | None, what: str = "a checkpoint") -> OtherVersionError:
     """The error for `where` written by jaxnet `saved` (None: before versions were recorded)."""
     written = f"jaxnet {saved}" if saved else "a jaxnet from before version stamps"
     remedy = ("Use another directory, or --fresh (fresh=True) to delete it and start over." if "sweep" in what
               else "Delete it, or give another path, to start over.")
-    return SweepError(
+    return OtherVersionError(
         f"{where} holds {what} written by {written}; this is jaxnet {jaxnet_version()}, which does not resume "
         f"another version's checkpoints (their states and files differ). {remedy}")
 

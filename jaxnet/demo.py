@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.resources
-import json
 import os
 
 import jaxnet as jn
-from jaxnet._checkpoint import jaxnet_version
+from jaxnet._checkpoint import OtherVersionError, jaxnet_version
 from jaxnet.sweep import plot_run_network
 from jaxnet.cli import _parse_set
 
@@ -37,15 +36,6 @@ def summary(table) -> str:
     return "\n".join(lines)
 
 
-def written_by_another_version(out_dir: str) -> bool:
-    """Whether `out_dir` holds a sweep that another jaxnet version wrote (which cannot resume)."""
-    path = os.path.join(out_dir, "config.json")
-    if not os.path.exists(path):
-        return False
-    with open(path) as f:
-        return json.load(f).get("jaxnet_version") != jaxnet_version()
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join("out", "demo"))
@@ -53,15 +43,16 @@ def main(argv=None) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a key of the demo config (e.g. --set sweep.networks=16)")
     args = parser.parse_args(argv)
-    fresh = args.fresh
-    if not fresh and written_by_another_version(args.out):
-        # The demo's results come from the shipped config alone: an earlier jaxnet's run of it
-        # (which this version cannot resume) is run again, not refused.
-        print(f"{args.out} holds a demo run of another jaxnet version: starting over with jaxnet {jaxnet_version()}.")
-        fresh = True
     with importlib.resources.as_file(CONFIG) as path:
         config = jn.load_config(str(path), _parse_set(args.set))
-        table = jn.sweep(str(path), args.out, fresh=fresh, overrides=_parse_set(args.set))
+        try:
+            table = jn.sweep(str(path), args.out, fresh=args.fresh, overrides=_parse_set(args.set))
+        except OtherVersionError:
+            # The demo's results come from the shipped config alone: an earlier jaxnet's run of
+            # it (which this version cannot resume; refused before anything ran) is run again.
+            print(f"{args.out} holds a demo run of another jaxnet version: starting over with jaxnet "
+                  f"{jaxnet_version()}.")
+            table = jn.sweep(str(path), args.out, fresh=True, overrides=_parse_set(args.set))
     print("\n" + summary(table))
     figure = os.path.join(args.out, "learning_curves.png")
     jn.plot_sweep(table, figure, x="edge_updates", hue=["rule", "p"],
